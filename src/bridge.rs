@@ -1,0 +1,134 @@
+//! The seam between the broker and the controller: the in-process stand-in
+//! for the cloud solution's RocketMQ bridge.
+//!
+//! The embedded broker implements [`MessageBridge`] in `broker::bridge`. A
+//! later implementation can provide the same trait from an external broker
+//! over a normal MQTT connection (events from its `$SYS` or rule-engine
+//! topics, uplinks from a shared subscription, sender ids from a user
+//! property), so nothing that uses it depends on being in-process.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// Something that happened on the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BridgeEvent {
+    /// A client finished connecting.
+    Connected {
+        /// Its client id.
+        client_id: String,
+        /// When.
+        at: SystemTime,
+    },
+    /// A client's connection ended.
+    Disconnected {
+        /// Its client id.
+        client_id: String,
+        /// Why, as the broker tells it.
+        reason: String,
+        /// When.
+        at: SystemTime,
+    },
+    /// A client published a message the ACL allowed, on a topic the
+    /// subscriber asked for.
+    Uplink(Uplink),
+}
+
+/// An allowed publish from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uplink {
+    /// The sender's client id, as authenticated by the broker (never taken
+    /// from the payload).
+    pub sender: String,
+    /// The topic it was published on.
+    pub topic: String,
+    /// The body.
+    pub payload: Bytes,
+    /// QoS it was published with (0, 1 or 2).
+    pub qos: u8,
+    /// True for a will message published on the sender's behalf.
+    pub is_will: bool,
+    /// When the broker received it.
+    pub received_at: SystemTime,
+}
+
+/// A QoS 1 message published from inside the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downlink {
+    /// A topic, or a P2P inbox `{parent}/p2p/{clientId}`.
+    pub topic: String,
+    /// The body.
+    pub payload: Bytes,
+    /// How long it may wait for an offline receiver (default: the broker's
+    /// offline message TTL).
+    pub expiry: Option<Duration>,
+}
+
+/// Errors of the bridge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BridgeError {
+    /// The broker is shutting down.
+    #[error("the broker is not running")]
+    Closed,
+    /// The message is not acceptable (bad topic, too large).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The broker failed to route it.
+    #[error("broker: {0}")]
+    Broker(String),
+}
+
+/// A stream of bridge events. Events wait (and so does the publisher whose
+/// message made them) while the receiver is full: nothing is dropped.
+pub type EventStream = tokio::sync::mpsc::Receiver<BridgeEvent>;
+
+/// The bridge between a broker and the controller.
+#[async_trait]
+pub trait MessageBridge: Send + Sync + 'static {
+    /// Starts a stream of every connect and disconnect, and of the uplink
+    /// publishes whose topic matches one of `filters` (MQTT filter syntax).
+    fn subscribe(&self, filters: &[&str], capacity: usize) -> Result<EventStream, BridgeError>;
+
+    /// Publishes `msg` with QoS 1. A P2P topic reaches its target only, and
+    /// waits for it while it is offline with a clean=false session.
+    async fn publish(&self, msg: Downlink) -> Result<(), BridgeError>;
+}
+
+/// Whether MQTT topic `filter` matches topic name `topic` (`+`, `#`; a
+/// leading wildcard does not match `$` topics).
+pub fn filter_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter_matches;
+
+    #[test]
+    fn filters() {
+        assert!(filter_matches("rtc_up/#", "rtc_up/call"));
+        assert!(filter_matches("rtc_up/#", "rtc_up"));
+        assert!(filter_matches("rtc_up/+", "rtc_up/call"));
+        assert!(!filter_matches("rtc_up/+", "rtc_up/call/x"));
+        assert!(filter_matches("a/+/c", "a/b/c"));
+        assert!(!filter_matches("a/b", "a/b/c"));
+        assert!(!filter_matches("a/b/c", "a/b"));
+        assert!(!filter_matches("#", "$SYS/x"));
+        assert!(filter_matches("$SYS/#", "$SYS/x"));
+    }
+}

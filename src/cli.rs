@@ -1,0 +1,156 @@
+//! The command line: `mqrtc serve`, `healthcheck`, `print-config`, `bench`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::bench::BenchArgs;
+
+/// mqrtc: the signaling side of an audio/video calling app on one box.
+#[derive(Debug, Parser)]
+#[command(name = "mqrtc", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; with none, `serve`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the appliance (MQTT broker, HTTP service) until SIGINT/SIGTERM.
+    Serve(ServeArgs),
+    /// Print the effective configuration (defaults, file, environment, flags) as TOML.
+    PrintConfig(ServeArgs),
+    /// Check that a running appliance answers; exit 0 if healthy.
+    Healthcheck(HealthArgs),
+    /// Measure an MQTT broker (this appliance or any other host:port).
+    Bench(BenchArgs),
+}
+
+/// Flags of `serve` and `print-config`; each overrides the config file and
+/// the environment.
+#[derive(Debug, Default, Clone, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (database, certificates, sessions, ports.json).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// MQTT over TCP port (default 1883; 0 picks a free one).
+    #[arg(long)]
+    pub mqtt_port: Option<u16>,
+    /// MQTT over TLS port (default 8883).
+    #[arg(long)]
+    pub mqtts_port: Option<u16>,
+    /// MQTT over WebSocket port (default 8083).
+    #[arg(long)]
+    pub ws_port: Option<u16>,
+    /// MQTT over secure WebSocket port (default 8084).
+    #[arg(long)]
+    pub wss_port: Option<u16>,
+    /// HTTP port (default 8080).
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    /// Address to listen on (default 127.0.0.1).
+    #[arg(long, value_name = "ADDR", conflicts_with = "all_interfaces")]
+    pub bind: Option<IpAddr>,
+    /// Listen on all interfaces (same as --bind 0.0.0.0).
+    #[arg(long)]
+    pub all_interfaces: bool,
+    /// Demo mode: provision the demo tenant and let its devices connect without a password.
+    #[arg(long)]
+    pub dev: bool,
+    /// Plain MQTT broker: any client id, any topic, anonymous allowed.
+    #[arg(long)]
+    pub standard_mqtt: bool,
+}
+
+impl ServeArgs {
+    /// The flags that were given, as a partial config table (the last layer).
+    pub fn overrides(&self) -> toml::Table {
+        let mut root = toml::Table::new();
+        let mut ports = toml::Table::new();
+        let mut put_port = |key: &str, v: Option<u16>| {
+            if let Some(v) = v {
+                ports.insert(key.into(), toml::Value::Integer(i64::from(v)));
+            }
+        };
+        put_port("mqtt", self.mqtt_port);
+        put_port("mqtts", self.mqtts_port);
+        put_port("ws", self.ws_port);
+        put_port("wss", self.wss_port);
+        put_port("http", self.http_port);
+        if !ports.is_empty() {
+            root.insert("ports".into(), toml::Value::Table(ports));
+        }
+        if let Some(dir) = &self.data_dir {
+            root.insert("data_dir".into(), toml::Value::String(dir.display().to_string()));
+        }
+        let bind = if self.all_interfaces {
+            Some(IpAddr::from([0, 0, 0, 0]))
+        } else {
+            self.bind
+        };
+        if let Some(bind) = bind {
+            root.insert("bind".into(), toml::Value::String(bind.to_string()));
+        }
+        if self.dev {
+            root.insert("dev".into(), toml::Value::Boolean(true));
+        }
+        if self.standard_mqtt {
+            root.insert("standard_mqtt".into(), toml::Value::Boolean(true));
+        }
+        root
+    }
+}
+
+/// Flags of `healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// Data directory of the appliance to check (its ports.json says where it listens).
+    #[arg(long, value_name = "DIR", default_value = "mqrtc-data", env = "MQRTC_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Check this HTTP port instead of reading ports.json.
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    /// Host to reach the appliance on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Seconds to wait for an answer.
+    #[arg(long, default_value_t = 5)]
+    pub timeout: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_become_overrides() {
+        let cli = Cli::parse_from([
+            "mqrtc",
+            "serve",
+            "--mqtt-port",
+            "0",
+            "--all-interfaces",
+            "--dev",
+            "--data-dir",
+            "/tmp/d",
+        ]);
+        let Some(Command::Serve(args)) = cli.command else { panic!("not serve") };
+        let t = args.overrides();
+        assert_eq!(t["ports"]["mqtt"].as_integer(), Some(0));
+        assert_eq!(t["bind"].as_str(), Some("0.0.0.0"));
+        assert_eq!(t["dev"].as_bool(), Some(true));
+        assert!(t.get("standard_mqtt").is_none());
+    }
+
+    #[test]
+    fn no_subcommand_means_serve() {
+        let cli = Cli::parse_from(["mqrtc"]);
+        assert!(cli.command.is_none());
+    }
+}

@@ -1,0 +1,305 @@
+//! One typed configuration for the whole appliance.
+//!
+//! Layers, later ones winning: built-in defaults, a TOML file (`--config`),
+//! `MQRTC_*` environment variables (`__` separates sections, e.g.
+//! `MQRTC_LIMITS__MAX_TOPIC_LEN=80`), then command-line flags. Unknown keys
+//! are an error that names the key and where it came from.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Everything the appliance can be told; `Config::default()` runs a complete
+/// single-box appliance with no file at all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the SQLite database, certificates, session storage and the
+    /// `ports.json` file live.
+    pub data_dir: PathBuf,
+    /// Address every listener binds to (`0.0.0.0` listens on all interfaces).
+    pub bind: IpAddr,
+    /// Demo mode: provisions the demo tenant and lets its clients connect
+    /// without a password.
+    pub dev: bool,
+    /// Plain MQTT broker mode: any client id, any topic, anonymous allowed.
+    pub standard_mqtt: bool,
+    /// Log filter in `tracing` `EnvFilter` syntax (`RUST_LOG` wins if set).
+    pub log: String,
+    /// Listener ports; 0 picks a free port (see `ports.json` in the data dir).
+    pub ports: Ports,
+    /// TLS certificate and key; generated into `<data_dir>/certs` when empty.
+    pub tls: Tls,
+    /// Limits of the cloud service's wire conventions, and queue bounds.
+    pub limits: Limits,
+    /// Start-up behaviour.
+    pub startup: Startup,
+}
+
+/// Listener ports of the appliance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ports {
+    /// MQTT over TCP (3.1.1 and 5).
+    pub mqtt: u16,
+    /// MQTT over TLS.
+    pub mqtts: u16,
+    /// MQTT over WebSocket (subprotocol `mqtt`).
+    pub ws: u16,
+    /// MQTT over secure WebSocket.
+    pub wss: u16,
+    /// HTTP: health, the mock RTC service and, later, the console.
+    pub http: u16,
+}
+
+/// User-supplied TLS material. Both paths empty means "generate and reuse a
+/// local CA and server certificate in `<data_dir>/certs`".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// PEM certificate chain (server certificate first).
+    pub cert: Option<PathBuf>,
+    /// PEM private key of the server certificate.
+    pub key: Option<PathBuf>,
+}
+
+/// Limits; the defaults are the cloud service's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Longest client id (`GroupID@@@DeviceID`).
+    pub max_client_id_len: usize,
+    /// Longest topic; in a P2P topic the target client id is not counted
+    /// (it has its own limit, `max_client_id_len`).
+    pub max_topic_len: usize,
+    /// Largest message body in bytes.
+    pub max_payload_bytes: usize,
+    /// How long an offline client's messages are kept, in seconds (3 days).
+    pub offline_message_ttl_secs: u64,
+    /// How long a disconnected clean=false session is kept, in seconds.
+    pub session_expiry_secs: u64,
+    /// Messages queued per client before the oldest are dropped (counted and logged).
+    pub max_queue_len: usize,
+    /// QoS 1/2 messages in flight per client.
+    pub max_inflight: u16,
+}
+
+/// Start-up behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Startup {
+    /// If the listeners are not bound within this many seconds the process
+    /// says so and exits non-zero.
+    pub watchdog_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("mqrtc-data"),
+            bind: IpAddr::from([127, 0, 0, 1]),
+            dev: false,
+            standard_mqtt: false,
+            log: "info".into(),
+            ports: Ports::default(),
+            tls: Tls::default(),
+            limits: Limits::default(),
+            startup: Startup::default(),
+        }
+    }
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Self { mqtt: 1883, mqtts: 8883, ws: 8083, wss: 8084, http: 8080 }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_client_id_len: 64,
+            max_topic_len: 64,
+            max_payload_bytes: 64 * 1024,
+            offline_message_ttl_secs: 3 * 24 * 3600,
+            session_expiry_secs: 3 * 24 * 3600,
+            max_queue_len: 1000,
+            max_inflight: 16,
+        }
+    }
+}
+
+impl Default for Startup {
+    fn default() -> Self {
+        Self { watchdog_secs: 15 }
+    }
+}
+
+/// Why a configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer had a bad or unknown key.
+    #[error("{0}\nhint: run `mqrtc print-config` to see every valid key and its default; \
+environment variables are MQRTC_<KEY> or MQRTC_<SECTION>__<KEY>")]
+    Layer(Box<figment::Error>),
+    /// The values parse but make no sense together.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Builds the configuration from defaults, an optional TOML file, the
+    /// process environment and `overrides` (the command-line flags, already
+    /// in the shape of a partial config).
+    pub fn load(file: Option<&Path>, overrides: &toml::Table) -> Result<Config, ConfigError> {
+        Self::load_with_env(file, overrides, Env::prefixed("MQRTC_").split("__"))
+    }
+
+    /// As [`Config::load`] with an explicit environment provider (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        overrides: &toml::Table,
+        env: Env,
+    ) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        let fig = fig
+            .merge(env)
+            .merge(Serialized::defaults(overrides.clone()));
+        let cfg: Config = fig.extract().map_err(|e| ConfigError::Layer(Box::new(e)))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but cannot work, saying how to fix them.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        if l.max_client_id_len < 11 || l.max_client_id_len > 65535 {
+            return Err(ConfigError::Invalid(format!(
+                "limits.max_client_id_len = {} must be between 11 (GID_x@@@d) and 65535",
+                l.max_client_id_len
+            )));
+        }
+        if l.max_topic_len == 0 || l.max_payload_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_topic_len and limits.max_payload_bytes must be greater than 0".into(),
+            ));
+        }
+        if l.max_payload_bytes > 256 * 1024 * 1024 {
+            return Err(ConfigError::Invalid(
+                "limits.max_payload_bytes must be at most 268435456 (MQTT's packet limit)".into(),
+            ));
+        }
+        if l.max_inflight == 0 || l.max_queue_len == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_inflight and limits.max_queue_len must be greater than 0".into(),
+            ));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls.cert and tls.key must be given together (or neither, to generate them)".into(),
+            ));
+        }
+        if self.startup.watchdog_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "startup.watchdog_secs must be greater than 0".into(),
+            ));
+        }
+        if self.dev && self.standard_mqtt {
+            return Err(ConfigError::Invalid(
+                "dev and standard_mqtt exclude each other: --dev keeps the cloud conventions \
+with a demo tenant, --standard-mqtt drops them"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, for `mqrtc print-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Env {
+        Env::prefixed("MQRTC_TEST_NOTHING_SET_")
+    }
+
+    #[test]
+    fn defaults_validate_and_round_trip_through_toml() {
+        let cfg = Config::default();
+        cfg.validate().unwrap();
+        let text = cfg.to_toml();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.toml");
+        std::fs::write(&file, "dev = true\n[ports]\nmqtt = 1000\nhttp = 2000\n").unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MQRTC_PORTS__HTTP", "3000");
+            jail.set_env("MQRTC_LIMITS__MAX_TOPIC_LEN", "80");
+            let mut flags = toml::Table::new();
+            let mut ports = toml::Table::new();
+            ports.insert("mqtt".into(), toml::Value::Integer(0));
+            flags.insert("ports".into(), toml::Value::Table(ports));
+            let cfg = Config::load(Some(&file), &flags).unwrap();
+            assert!(cfg.dev, "file sets dev");
+            assert_eq!(cfg.ports.mqtt, 0, "flag beats file");
+            assert_eq!(cfg.ports.http, 3000, "env beats file");
+            assert_eq!(cfg.limits.max_topic_len, 80);
+            assert_eq!(cfg.ports.ws, 8083, "default kept");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.toml");
+        std::fs::write(&file, "[ports]\nmqqt = 1\n").unwrap();
+        let err = Config::load_with_env(Some(&file), &toml::Table::new(), no_env()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("mqqt"), "{msg}");
+        assert!(msg.contains("print-config"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_env_key_is_an_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MQRTC_DATADIR", "/tmp/x");
+            let err = Config::load(None, &toml::Table::new()).unwrap_err();
+            assert!(err.to_string().contains("datadir"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn nonsense_values_are_explained() {
+        let mut cfg = Config::default();
+        cfg.tls.cert = Some("/x.pem".into());
+        assert!(cfg.validate().unwrap_err().to_string().contains("tls.key"));
+        let mut cfg = Config::default();
+        cfg.dev = true;
+        cfg.standard_mqtt = true;
+        assert!(cfg.validate().is_err());
+    }
+}

@@ -1,0 +1,17 @@
+#![forbid(unsafe_code)]
+//! mqrtc: the signaling side of an audio/video calling app on one box.
+//!
+//! An embedded MQTT broker that keeps the cloud MQTT service's wire
+//! conventions (client ids, parent topics, P2P, auth strings), the bridge
+//! through which the controller sees uplinks and publishes downlinks, and
+//! the appliance around them (configuration, storage, HTTP).
+
+pub mod auth;
+pub mod bench;
+pub mod bridge;
+pub mod certs;
+pub mod cli;
+pub mod config;
+pub mod directory;
+pub mod policy;
+pub mod store;
