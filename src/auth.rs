@@ -71,15 +71,23 @@ pub fn authenticate(
         }
     };
     if mode != "Signature" {
-        return Err(ConnectRefusal::BadCredentials(format!("auth mode {mode} is not supported")));
+        return Err(ConnectRefusal::BadCredentials(format!(
+            "auth mode {mode} is not supported"
+        )));
     }
     let key = dir
         .access_keys
         .get(key_id)
         .filter(|k| k.instance == inst)
-        .ok_or_else(|| ConnectRefusal::BadCredentials(format!("unknown AccessKeyId {key_id} for instance {inst}")))?;
+        .ok_or_else(|| {
+            ConnectRefusal::BadCredentials(format!(
+                "unknown AccessKeyId {key_id} for instance {inst}"
+            ))
+        })?;
     if !signature_matches(&key.secret, c.client_id, c.password.unwrap_or_default()) {
-        return Err(ConnectRefusal::BadCredentials("signature does not match".into()));
+        return Err(ConnectRefusal::BadCredentials(
+            "signature does not match".into(),
+        ));
     }
     if inst != instance {
         return Err(ConnectRefusal::NotAuthorized(format!(
@@ -120,19 +128,38 @@ mod tests {
         let mut d = Directory::default();
         d.groups.insert("GID_demo".into(), "demo".into());
         d.groups.insert("GID_xyz".into(), "other".into());
-        d.access_keys.insert("AK1".into(), AccessKey { instance: "demo".into(), secret: "s3cret".into() });
-        d.access_keys.insert("AK2".into(), AccessKey { instance: "other".into(), secret: "zz".into() });
+        d.access_keys.insert(
+            "AK1".into(),
+            AccessKey {
+                instance: "demo".into(),
+                secret: "s3cret".into(),
+            },
+        );
+        d.access_keys.insert(
+            "AK2".into(),
+            AccessKey {
+                instance: "other".into(),
+                secret: "zz".into(),
+            },
+        );
         d
     }
 
     fn creds<'a>(id: &'a str, user: Option<&'a str>, pass: Option<&'a [u8]>) -> Credentials<'a> {
-        Credentials { client_id: id, username: user, password: pass }
+        Credentials {
+            client_id: id,
+            username: user,
+            password: pass,
+        }
     }
 
     #[test]
     fn known_signature_value() {
         // echo -n 'GID_demo@@@alice' | openssl dgst -sha1 -hmac s3cret -binary | base64
-        assert_eq!(signature("s3cret", "GID_demo@@@alice"), "7uy2MV8JSn+5MrBrS+wzUvijYaI=");
+        assert_eq!(
+            signature("s3cret", "GID_demo@@@alice"),
+            "7uy2MV8JSn+5MrBrS+wzUvijYaI="
+        );
     }
 
     #[test]
@@ -140,13 +167,21 @@ mod tests {
         let d = dir();
         let id = "GID_demo@@@alice";
         let good = signature("s3cret", id);
-        let ok = authenticate(&d, 64, creds(id, Some("Signature|AK1|demo"), Some(good.as_bytes())));
+        let ok = authenticate(
+            &d,
+            64,
+            creds(id, Some("Signature|AK1|demo"), Some(good.as_bytes())),
+        );
         assert_eq!(ok.unwrap().instance, "demo");
         let bad = authenticate(&d, 64, creds(id, Some("Signature|AK1|demo"), Some(b"AAAA")));
         assert!(matches!(bad, Err(ConnectRefusal::BadCredentials(_))));
         let no_pw = authenticate(&d, 64, creds(id, Some("Signature|AK1|demo"), None));
         assert!(matches!(no_pw, Err(ConnectRefusal::BadCredentials(_))));
-        let wrong_inst = authenticate(&d, 64, creds(id, Some("Signature|AK1|other"), Some(good.as_bytes())));
+        let wrong_inst = authenticate(
+            &d,
+            64,
+            creds(id, Some("Signature|AK1|other"), Some(good.as_bytes())),
+        );
         assert!(matches!(wrong_inst, Err(ConnectRefusal::BadCredentials(_))));
     }
 
@@ -155,14 +190,21 @@ mod tests {
         let d = dir();
         let id = "GID_xyz@@@eve";
         let sig = signature("s3cret", id);
-        let r = authenticate(&d, 64, creds(id, Some("Signature|AK1|demo"), Some(sig.as_bytes())));
+        let r = authenticate(
+            &d,
+            64,
+            creds(id, Some("Signature|AK1|demo"), Some(sig.as_bytes())),
+        );
         assert!(matches!(r, Err(ConnectRefusal::NotAuthorized(_))), "{r:?}");
     }
 
     #[test]
     fn client_ids_and_groups() {
         let d = dir();
-        assert!(matches!(authenticate(&d, 64, creds("alice", None, None)), Err(ConnectRefusal::BadClientId(_))));
+        assert!(matches!(
+            authenticate(&d, 64, creds("alice", None, None)),
+            Err(ConnectRefusal::BadClientId(_))
+        ));
         assert!(matches!(
             authenticate(&d, 64, creds("GID_nope@@@a", None, None)),
             Err(ConnectRefusal::BadClientId(_))
@@ -173,7 +215,10 @@ mod tests {
     fn passwordless_only_for_the_dev_instance() {
         let mut d = dir();
         let id = "GID_demo@@@alice";
-        assert!(matches!(authenticate(&d, 64, creds(id, None, None)), Err(ConnectRefusal::BadCredentials(_))));
+        assert!(matches!(
+            authenticate(&d, 64, creds(id, None, None)),
+            Err(ConnectRefusal::BadCredentials(_))
+        ));
         d.passwordless_instance = Some("demo".into());
         assert!(authenticate(&d, 64, creds(id, None, None)).is_ok());
         assert!(authenticate(&d, 64, creds("GID_xyz@@@eve", None, None)).is_err());

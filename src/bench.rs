@@ -12,3 +12,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1883)]
     pub port: u16,
 }
+
+/// Runs the benchmark described by `a`.
+pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
+    anyhow::bail!("bench against {}:{} is not built yet", a.host, a.port)
+}

@@ -41,7 +41,10 @@ pub enum CertError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CertError + '_ {
-    move |source| CertError::Io { path: path.to_path_buf(), source }
+    move |source| CertError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Returns the TLS files to use: the configured ones, or those in
@@ -51,7 +54,11 @@ pub fn ensure(data_dir: &Path, tls: &Tls) -> Result<TlsFiles, CertError> {
         for p in [cert, key] {
             fs::metadata(p).map_err(io_err(p))?;
         }
-        return Ok(TlsFiles { cert: cert.clone(), key: key.clone(), ca: None });
+        return Ok(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: None,
+        });
     }
     let dir = data_dir.join("certs");
     let ca_path = dir.join("ca.pem");
@@ -160,14 +167,24 @@ mod tests {
         assert!(first.contains("BEGIN CERTIFICATE"));
         let b = ensure(dir.path(), &Tls::default()).unwrap();
         assert_eq!(a, b);
-        assert_eq!(first, fs::read_to_string(&b.cert).unwrap(), "reused, not regenerated");
+        assert_eq!(
+            first,
+            fs::read_to_string(&b.cert).unwrap(),
+            "reused, not regenerated"
+        );
     }
 
     #[test]
     fn user_supplied_files_must_exist() {
         let dir = tempfile::tempdir().unwrap();
-        let tls = Tls { cert: Some(dir.path().join("nope.pem")), key: Some(dir.path().join("k")) };
-        assert!(ensure(dir.path(), &tls).unwrap_err().to_string().contains("nope.pem"));
+        let tls = Tls {
+            cert: Some(dir.path().join("nope.pem")),
+            key: Some(dir.path().join("k")),
+        };
+        assert!(ensure(dir.path(), &tls)
+            .unwrap_err()
+            .to_string()
+            .contains("nope.pem"));
     }
 
     #[test]

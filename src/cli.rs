@@ -87,7 +87,10 @@ impl ServeArgs {
             root.insert("ports".into(), toml::Value::Table(ports));
         }
         if let Some(dir) = &self.data_dir {
-            root.insert("data_dir".into(), toml::Value::String(dir.display().to_string()));
+            root.insert(
+                "data_dir".into(),
+                toml::Value::String(dir.display().to_string()),
+            );
         }
         let bind = if self.all_interfaces {
             Some(IpAddr::from([0, 0, 0, 0]))
@@ -111,7 +114,12 @@ impl ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct HealthArgs {
     /// Data directory of the appliance to check (its ports.json says where it listens).
-    #[arg(long, value_name = "DIR", default_value = "mqrtc-data", env = "MQRTC_DATA_DIR")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "mqrtc-data",
+        env = "MQRTC_DATA_DIR"
+    )]
     pub data_dir: PathBuf,
     /// Check this HTTP port instead of reading ports.json.
     #[arg(long)]
@@ -140,7 +148,9 @@ mod tests {
             "--data-dir",
             "/tmp/d",
         ]);
-        let Some(Command::Serve(args)) = cli.command else { panic!("not serve") };
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("not serve")
+        };
         let t = args.overrides();
         assert_eq!(t["ports"]["mqtt"].as_integer(), Some(0));
         assert_eq!(t["bind"].as_str(), Some("0.0.0.0"));

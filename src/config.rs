@@ -103,7 +103,7 @@ impl Default for Config {
             bind: IpAddr::from([127, 0, 0, 1]),
             dev: false,
             standard_mqtt: false,
-            log: "info".into(),
+            log: "info,rmqtt=warn,sled=warn".into(),
             ports: Ports::default(),
             tls: Tls::default(),
             limits: Limits::default(),
@@ -114,7 +114,13 @@ impl Default for Config {
 
 impl Default for Ports {
     fn default() -> Self {
-        Self { mqtt: 1883, mqtts: 8883, ws: 8083, wss: 8084, http: 8080 }
+        Self {
+            mqtt: 1883,
+            mqtts: 8883,
+            ws: 8083,
+            wss: 8084,
+            http: 8080,
+        }
     }
 }
 
@@ -142,8 +148,10 @@ impl Default for Startup {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A layer had a bad or unknown key.
-    #[error("{0}\nhint: run `mqrtc print-config` to see every valid key and its default; \
-environment variables are MQRTC_<KEY> or MQRTC_<SECTION>__<KEY>")]
+    #[error(
+        "{0}\nhint: run `mqrtc print-config` to see every valid key and its default; \
+environment variables are MQRTC_<KEY> or MQRTC_<SECTION>__<KEY>"
+    )]
     Layer(Box<figment::Error>),
     /// The values parse but make no sense together.
     #[error("invalid configuration: {0}")]

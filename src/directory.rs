@@ -84,3 +84,25 @@ impl Directory {
         self.topics.get(name)
     }
 }
+
+/// The current directory, shared by the broker's checks and replaced whole
+/// when provisioning changes.
+#[derive(Debug, Default)]
+pub struct SharedDirectory(std::sync::RwLock<std::sync::Arc<Directory>>);
+
+impl SharedDirectory {
+    /// Wraps a first snapshot.
+    pub fn new(d: Directory) -> Self {
+        Self(std::sync::RwLock::new(std::sync::Arc::new(d)))
+    }
+
+    /// The current snapshot (cheap: an `Arc` clone).
+    pub fn get(&self) -> std::sync::Arc<Directory> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the snapshot.
+    pub fn set(&self, d: Directory) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(d);
+    }
+}

@@ -6,12 +6,17 @@
 //! through which the controller sees uplinks and publishes downlinks, and
 //! the appliance around them (configuration, storage, HTTP).
 
+pub mod app;
 pub mod auth;
 pub mod bench;
 pub mod bridge;
+pub mod broker;
 pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod directory;
+pub mod health;
+pub mod http;
 pub mod policy;
+pub mod probe;
 pub mod store;

@@ -1,1 +1,144 @@
-fn main() {}
+#![forbid(unsafe_code)]
+//! The `mqrtc` binary: parses the command line, starts logging, calls the library.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use mqrtc::cli::{Cli, Command, HealthArgs, ServeArgs};
+use mqrtc::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(&args),
+        Command::PrintConfig(args) => match load(&args) {
+            Ok(cfg) => {
+                print!("{}", cfg.to_toml());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Healthcheck(args) => runtime_block_on(healthcheck(args)),
+        Command::Bench(args) => runtime_block_on(mqrtc::bench::run(args)),
+    }
+}
+
+fn load(args: &ServeArgs) -> Result<Config, ExitCode> {
+    Config::load(args.config.as_deref(), &args.overrides()).map_err(|e| {
+        eprintln!("mqrtc: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn serve(args: &ServeArgs) -> ExitCode {
+    let cfg = match load(args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    init_logging(&cfg.log);
+    let watchdog = Watchdog::arm(Duration::from_secs(cfg.startup.watchdog_secs));
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mqrtc: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        let running = mqrtc::app::start(cfg).await?;
+        watchdog.disarm();
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        running.stop().await;
+        anyhow::Ok(())
+    });
+    // Storage threads may keep a runtime from dropping; exit explicitly.
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("mqrtc: {e:#}");
+            std::process::exit(1)
+        }
+    }
+}
+
+fn runtime_block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    init_logging("warn");
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mqrtc: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mqrtc: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn healthcheck(a: HealthArgs) -> anyhow::Result<()> {
+    let report = mqrtc::health::check(&a).await?;
+    println!("{report}");
+    Ok(())
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // try_init also routes rmqtt's `log` records into tracing.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Exits the process if start-up does not finish in time: a hang in a
+/// plugin must not leave a half-started appliance that never answers.
+struct Watchdog(std::sync::mpsc::Sender<()>);
+
+impl Watchdog {
+    fn arm(limit: Duration) -> Watchdog {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!(
+                    "mqrtc: start-up did not finish within {} s (listeners not ready); exiting",
+                    limit.as_secs()
+                );
+                std::process::exit(3);
+            }
+        });
+        Watchdog(tx)
+    }
+
+    fn disarm(self) {
+        let _ = self.0.send(());
+    }
+}

@@ -53,12 +53,17 @@ pub enum ClientIdError {
 /// Splits and checks a `GroupID@@@DeviceID` client id.
 pub fn parse_client_id(id: &str, max_len: usize) -> Result<ClientIdParts<'_>, ClientIdError> {
     if id.len() > max_len {
-        return Err(ClientIdError::TooLong { len: id.len(), max: max_len });
+        return Err(ClientIdError::TooLong {
+            len: id.len(),
+            max: max_len,
+        });
     }
     let (group, device) = id.split_once("@@@").ok_or(ClientIdError::NoSeparator)?;
     let group_ok = (group.starts_with("GID_") || group.starts_with("GID-"))
         && (7..=64).contains(&group.len())
-        && group.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && group
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !group_ok {
         return Err(ClientIdError::BadGroup);
     }
@@ -154,7 +159,10 @@ pub struct Refusal {
 }
 
 fn refuse(code: RefusalCode, reason: impl Into<String>) -> Refusal {
-    Refusal { code, reason: reason.into() }
+    Refusal {
+        code,
+        reason: reason.into(),
+    }
 }
 
 /// Where an allowed publish goes.
@@ -177,16 +185,25 @@ pub fn check_publish<'t>(
     if payload_len > rules.max_payload_bytes {
         return Err(refuse(
             RefusalCode::PayloadTooLarge,
-            format!("message body is {payload_len} bytes, the limit is {}", rules.max_payload_bytes),
+            format!(
+                "message body is {payload_len} bytes, the limit is {}",
+                rules.max_payload_bytes
+            ),
         ));
     }
     check_topic_len(rules, topic)?;
     if topic.starts_with('$') || topic.contains(['+', '#']) {
-        return Err(refuse(RefusalCode::TopicInvalid, "topic may not start with $ or hold wildcards"));
+        return Err(refuse(
+            RefusalCode::TopicInvalid,
+            "topic may not start with $ or hold wildcards",
+        ));
     }
     let (parent, target) = match shape(topic) {
         TopicShape::BadP2p => {
-            return Err(refuse(RefusalCode::TopicInvalid, "P2P topics are {parent}/p2p/{clientId}"))
+            return Err(refuse(
+                RefusalCode::TopicInvalid,
+                "P2P topics are {parent}/p2p/{clientId}",
+            ))
         }
         TopicShape::P2p { parent, target } => (parent, Some(target)),
         TopicShape::Plain { parent } => (parent, None),
@@ -243,7 +260,10 @@ fn plain_subscribe_allowed(role: TopicRole, parent: &str) -> Result<(), Refusal>
         TopicRole::Event => Ok(()),
         TopicRole::Uplink | TopicRole::Downlink => Err(refuse(
             RefusalCode::NotAuthorized,
-            format!("{parent} is an {} topic: devices receive on it only as P2P", role.as_str()),
+            format!(
+                "{parent} is an {} topic: devices receive on it only as P2P",
+                role.as_str()
+            ),
         )),
     }
 }
@@ -253,7 +273,10 @@ fn check_topic_len(rules: &Rules, topic: &str) -> Result<(), Refusal> {
     if len > rules.max_topic_len {
         return Err(refuse(
             RefusalCode::TopicInvalid,
-            format!("topic is {len} characters, the limit is {}", rules.max_topic_len),
+            format!(
+                "topic is {len} characters, the limit is {}",
+                rules.max_topic_len
+            ),
         ));
     }
     Ok(())

@@ -2,12 +2,20 @@ use super::*;
 use crate::directory::{Directory, ParentTopic, TopicRole};
 
 fn rules() -> Rules {
-    Rules { max_client_id_len: 64, max_topic_len: 64, max_payload_bytes: 64 * 1024 }
+    Rules {
+        max_client_id_len: 64,
+        max_topic_len: 64,
+        max_payload_bytes: 64 * 1024,
+    }
 }
 
 fn dir() -> Directory {
     let mut d = Directory::default();
-    for (g, i) in [("GID_demo", "demo"), ("GID_web", "demo"), ("GID_other", "other")] {
+    for (g, i) in [
+        ("GID_demo", "demo"),
+        ("GID_web", "demo"),
+        ("GID_other", "other"),
+    ] {
         d.groups.insert(g.into(), i.into());
     }
     for (t, i, role) in [
@@ -16,60 +24,132 @@ fn dir() -> Directory {
         ("rtc_event", "demo", TopicRole::Event),
         ("theirs", "other", TopicRole::Event),
     ] {
-        d.topics.insert(t.into(), ParentTopic { instance: i.into(), role });
+        d.topics.insert(
+            t.into(),
+            ParentTopic {
+                instance: i.into(),
+                role,
+            },
+        );
     }
     d
 }
 
 fn alice() -> Principal {
-    Principal { client_id: "GID_demo@@@alice".into(), group: "GID_demo".into(), instance: "demo".into() }
+    Principal {
+        client_id: "GID_demo@@@alice".into(),
+        group: "GID_demo".into(),
+        instance: "demo".into(),
+    }
 }
 
 #[test]
 fn client_ids() {
     assert_eq!(
         parse_client_id("GID_demo@@@alice", 64),
-        Ok(ClientIdParts { group: "GID_demo", device: "alice" })
+        Ok(ClientIdParts {
+            group: "GID_demo",
+            device: "alice"
+        })
     );
     assert!(parse_client_id("GID-a_b@@@x:y.z-1", 64).is_ok());
-    assert_eq!(parse_client_id("alice", 64), Err(ClientIdError::NoSeparator));
-    assert_eq!(parse_client_id("GID_@@@alice", 64), Err(ClientIdError::BadGroup), "group too short");
-    assert_eq!(parse_client_id("GIX_demo@@@alice", 64), Err(ClientIdError::BadGroup));
-    assert_eq!(parse_client_id("GID_demo@@@", 64), Err(ClientIdError::BadDevice));
-    assert_eq!(parse_client_id("GID_demo@@@a/b", 64), Err(ClientIdError::BadDevice));
+    assert_eq!(
+        parse_client_id("alice", 64),
+        Err(ClientIdError::NoSeparator)
+    );
+    assert_eq!(
+        parse_client_id("GID_@@@alice", 64),
+        Err(ClientIdError::BadGroup),
+        "group too short"
+    );
+    assert_eq!(
+        parse_client_id("GIX_demo@@@alice", 64),
+        Err(ClientIdError::BadGroup)
+    );
+    assert_eq!(
+        parse_client_id("GID_demo@@@", 64),
+        Err(ClientIdError::BadDevice)
+    );
+    assert_eq!(
+        parse_client_id("GID_demo@@@a/b", 64),
+        Err(ClientIdError::BadDevice)
+    );
     let long = format!("GID_demo@@@{}", "x".repeat(60));
-    assert!(matches!(parse_client_id(&long, 64), Err(ClientIdError::TooLong { .. })));
+    assert!(matches!(
+        parse_client_id(&long, 64),
+        Err(ClientIdError::TooLong { .. })
+    ));
 }
 
 #[test]
 fn shapes_and_counted_length() {
-    assert_eq!(shape("rtc_down/p2p/GID_a@@@b"), TopicShape::P2p { parent: "rtc_down", target: "GID_a@@@b" });
-    assert_eq!(shape("rtc_down/x/y"), TopicShape::Plain { parent: "rtc_down" });
+    assert_eq!(
+        shape("rtc_down/p2p/GID_a@@@b"),
+        TopicShape::P2p {
+            parent: "rtc_down",
+            target: "GID_a@@@b"
+        }
+    );
+    assert_eq!(
+        shape("rtc_down/x/y"),
+        TopicShape::Plain { parent: "rtc_down" }
+    );
     assert_eq!(shape("rtc_down/p2p"), TopicShape::BadP2p);
     assert_eq!(shape("rtc_down/p2p/a/b"), TopicShape::BadP2p);
-    assert_eq!(counted_topic_len("rtc_down/p2p/GID_demo@@@alice"), "rtc_down/p2p/".len());
+    assert_eq!(
+        counted_topic_len("rtc_down/p2p/GID_demo@@@alice"),
+        "rtc_down/p2p/".len()
+    );
     assert_eq!(counted_topic_len("a/b"), 3);
 }
 
 #[test]
 fn publish_rules() {
     let (d, r, a) = (dir(), rules(), alice());
-    assert_eq!(check_publish(&d, &r, &a, "rtc_up/call", 10), Ok(Route::Topic));
-    assert_eq!(check_publish(&d, &r, &a, "rtc_event/quality", 10), Ok(Route::Topic));
+    assert_eq!(
+        check_publish(&d, &r, &a, "rtc_up/call", 10),
+        Ok(Route::Topic)
+    );
+    assert_eq!(
+        check_publish(&d, &r, &a, "rtc_event/quality", 10),
+        Ok(Route::Topic)
+    );
     assert_eq!(
         check_publish(&d, &r, &a, "rtc_event/p2p/GID_web@@@bob", 10),
         Ok(Route::P2p("GID_web@@@bob"))
     );
     let code = |t: &str, n: usize| check_publish(&d, &r, &a, t, n).unwrap_err().code;
-    assert_eq!(code("rtc_down/p2p/GID_web@@@bob", 1), RefusalCode::NotAuthorized, "downlink is the controller's");
-    assert_eq!(code("rtc_up/p2p/GID_web@@@bob", 1), RefusalCode::NotAuthorized, "no P2P on uplink");
-    assert_eq!(code("rtc_event/p2p/GID_other@@@eve", 1), RefusalCode::NotAuthorized, "other instance");
+    assert_eq!(
+        code("rtc_down/p2p/GID_web@@@bob", 1),
+        RefusalCode::NotAuthorized,
+        "downlink is the controller's"
+    );
+    assert_eq!(
+        code("rtc_up/p2p/GID_web@@@bob", 1),
+        RefusalCode::NotAuthorized,
+        "no P2P on uplink"
+    );
+    assert_eq!(
+        code("rtc_event/p2p/GID_other@@@eve", 1),
+        RefusalCode::NotAuthorized,
+        "other instance"
+    );
     assert_eq!(code("rtc_event/p2p/nobody", 1), RefusalCode::TopicInvalid);
-    assert_eq!(code("theirs/x", 1), RefusalCode::NotAuthorized, "other instance's parent");
+    assert_eq!(
+        code("theirs/x", 1),
+        RefusalCode::NotAuthorized,
+        "other instance's parent"
+    );
     assert_eq!(code("unknown/x", 1), RefusalCode::NotAuthorized);
     assert_eq!(code("$SYS/x", 1), RefusalCode::TopicInvalid);
-    assert_eq!(code("rtc_up/x", 64 * 1024 + 1), RefusalCode::PayloadTooLarge);
-    assert!(check_publish(&d, &r, &a, "rtc_up/x", 64 * 1024).is_ok(), "exactly the limit is fine");
+    assert_eq!(
+        code("rtc_up/x", 64 * 1024 + 1),
+        RefusalCode::PayloadTooLarge
+    );
+    assert!(
+        check_publish(&d, &r, &a, "rtc_up/x", 64 * 1024).is_ok(),
+        "exactly the limit is fine"
+    );
     let long = format!("rtc_up/{}", "x".repeat(60));
     assert_eq!(code(&long, 1), RefusalCode::TopicInvalid);
 }
@@ -91,7 +171,10 @@ fn subscribe_rules() {
     assert!(ok("rtc_event/room1/#"));
     assert!(ok("rtc_event/#"));
     assert!(ok("rtc_down/p2p/GID_demo@@@alice"), "own inbox");
-    assert!(ok("rtc_event/p2p/GID_demo@@@alice"), "own inbox on any parent");
+    assert!(
+        ok("rtc_event/p2p/GID_demo@@@alice"),
+        "own inbox on any parent"
+    );
     assert!(!ok("#"));
     assert!(!ok("+/p2p/GID_demo@@@alice"));
     assert!(!ok("$SYS/#"));

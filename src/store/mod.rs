@@ -64,7 +64,9 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
-        Ok(Store { conn: Mutex::new(conn) })
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
     }
 
     /// The connection, for one blocking unit of work.
@@ -76,7 +78,9 @@ impl Store {
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        Ok(self.conn().pragma_query_value(None, "user_version", |r| r.get(0))?)
+        Ok(self
+            .conn()
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
     }
 
     /// Everything provisioned, as the broker's checks want it.
@@ -109,14 +113,17 @@ impl Store {
     pub fn instance_exists(&self, id: &str) -> Result<bool, StoreError> {
         let found: Option<i64> = self
             .conn()
-            .query_row("SELECT 1 FROM instances WHERE id = ?1", params![id], |r| r.get(0))
+            .query_row("SELECT 1 FROM instances WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
             .optional()?;
         Ok(found.is_some())
     }
 
     /// Writes everything SQLite holds in its WAL into the main file (on shutdown).
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        self.conn().execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        self.conn()
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
         Ok(())
     }
 }
@@ -163,7 +170,10 @@ mod tests {
         let c = Connection::open(&path).unwrap();
         c.pragma_update(None, "user_version", 999).unwrap();
         drop(c);
-        assert!(matches!(Store::open(&path), Err(StoreError::Downgrade { found: 999, .. })));
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::Downgrade { found: 999, .. })
+        ));
     }
 
     #[test]

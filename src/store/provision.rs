@@ -71,7 +71,12 @@ impl Store {
     }
 
     /// Provisions a parent topic for an instance.
-    pub fn create_topic(&self, instance: &str, name: &str, role: TopicRole) -> Result<(), StoreError> {
+    pub fn create_topic(
+        &self,
+        instance: &str,
+        name: &str,
+        role: TopicRole,
+    ) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "INSERT INTO topics (name, instance_id, role, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -87,7 +92,10 @@ impl Store {
     pub fn create_access_key(&self, instance: &str) -> Result<NewAccessKey, StoreError> {
         let mut rng = rand::rng();
         let key = NewAccessKey {
-            id: format!("AK{}", Alphanumeric.sample_string(&mut rng, 18).to_uppercase()),
+            id: format!(
+                "AK{}",
+                Alphanumeric.sample_string(&mut rng, 18).to_uppercase()
+            ),
             secret: Alphanumeric.sample_string(&mut rng, 30),
             instance: instance.to_string(),
         };
@@ -102,7 +110,9 @@ impl Store {
 
     /// Whether nothing at all is provisioned yet (a first start).
     pub fn is_unprovisioned(&self) -> Result<bool, StoreError> {
-        let n: i64 = self.conn().query_row("SELECT COUNT(*) FROM instances", [], |r| r.get(0))?;
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM instances", [], |r| r.get(0))?;
         Ok(n == 0)
     }
 
@@ -133,10 +143,16 @@ mod tests {
         let s = Store::open_in_memory().unwrap();
         assert!(s.is_unprovisioned().unwrap());
         let t = s.provision_demo().unwrap().expect("created");
-        assert!(s.provision_demo().unwrap().is_none(), "second call creates nothing");
+        assert!(
+            s.provision_demo().unwrap().is_none(),
+            "second call creates nothing"
+        );
         let d = s.directory().unwrap();
         assert_eq!(d.group_instance("GID_web"), Some(DEMO_INSTANCE));
-        assert_eq!(d.topic("rtc_down").map(|t| t.role), Some(TopicRole::Downlink));
+        assert_eq!(
+            d.topic("rtc_down").map(|t| t.role),
+            Some(TopicRole::Downlink)
+        );
         assert_eq!(d.access_keys[&t.key.id].secret, t.key.secret);
     }
 
@@ -144,10 +160,22 @@ mod tests {
     fn duplicates_and_dangling_references_are_conflicts() {
         let s = Store::open_in_memory().unwrap();
         s.create_instance("i1", "one").unwrap();
-        assert!(matches!(s.create_instance("i1", "again"), Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            s.create_instance("i1", "again"),
+            Err(StoreError::Conflict(_))
+        ));
         s.create_group("i1", "GID_a").unwrap();
-        assert!(matches!(s.create_group("i1", "GID_a"), Err(StoreError::Conflict(_))));
-        assert!(matches!(s.create_group("nope", "GID_b"), Err(StoreError::Conflict(_))));
-        assert!(matches!(s.create_topic("nope", "t", TopicRole::Event), Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            s.create_group("i1", "GID_a"),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            s.create_group("nope", "GID_b"),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            s.create_topic("nope", "t", TopicRole::Event),
+            Err(StoreError::Conflict(_))
+        ));
     }
 }

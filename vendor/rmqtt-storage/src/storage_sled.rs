@@ -289,6 +289,10 @@ pub struct SledConfig {
     /// Cleanup function for expired keys
     #[serde(skip, default = "SledConfig::cleanup_f_default")]
     pub cleanup_f: CleanupFun,
+    /// How often sled writes its buffers and fsyncs, in milliseconds
+    /// (mqrtc patch: sled's 500 ms default was not configurable).
+    #[serde(default = "SledConfig::flush_every_ms_default")]
+    pub flush_every_ms: Option<u64>,
 }
 
 impl Default for SledConfig {
@@ -297,6 +301,7 @@ impl Default for SledConfig {
             path: String::default(),
             cache_capacity: Bytesize::from(1024 * 1024 * 1024),
             cleanup_f: def_cleanup,
+            flush_every_ms: Self::flush_every_ms_default(),
         }
     }
 }
@@ -311,8 +316,14 @@ impl SledConfig {
         let sled_cfg = sled::Config::default()
             .path(self.path.trim())
             .cache_capacity(self.cache_capacity.as_u64())
-            .mode(sled::Mode::HighThroughput);
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(self.flush_every_ms);
         Ok(sled_cfg)
+    }
+
+    /// sled's own default flush interval.
+    fn flush_every_ms_default() -> Option<u64> {
+        Some(500)
     }
 
     /// Returns default cleanup function

@@ -299,6 +299,15 @@ impl<T> Queue<T> {
         }
     }
 
+    /// A copy of the queued items, oldest first (mqrtc patch 3).
+    #[inline]
+    pub fn snapshot(&self) -> Vec<T>
+    where
+        T: Clone,
+    {
+        self.inner.lock().iter().cloned().collect()
+    }
+
     #[inline]
     pub fn capacity(&self) -> usize {
         self.cap

@@ -206,6 +206,12 @@ impl SessionState {
             }
             Err(reason) => {
                 log::debug!("{} Reason: {}", self.id, reason);
+                // mqrtc patch 2: tell a v5 client why the server ends the
+                // connection, before closing it (upstream sent the DISCONNECT
+                // after the close, so it never arrived).
+                if let (Sink::V5(s), Some(d)) = (&mut sink, server_disconnect(&reason)) {
+                    let _ = s.send_disconnect(d).await;
+                }
                 let _ = self.disconnected_reason_add(reason).await;
             }
         }
@@ -263,19 +269,6 @@ impl SessionState {
             Reason::ConnectRemoteClose
         };
 
-        if let Sink::V5(s) = &mut sink {
-            let d = if let Reason::ConnectDisconnect(Some(Disconnect::V5(d))) = &reason {
-                d.clone()
-            } else {
-                v5::Disconnect {
-                    reason_code: reason.to_reason_code(),
-                    reason_string: Some(reason.to_string().into()),
-                    ..Default::default()
-                }
-            };
-            let _ = s.send_disconnect(d).await;
-        }
-
         self.hook.client_disconnected(reason).await;
 
         if flags.contains(StateFlags::Kicked) {
@@ -287,6 +280,12 @@ impl SessionState {
             self.clean(&deliver_queue_tx, self.disconnected_reason_take().await.unwrap_or_default()).await;
         } else {
             let session_expiry_interval = self.fitter.session_expiry_interval(disconnect.as_ref());
+            // mqrtc patch 3: messages still waiting in the deliver queue go
+            // through the offline-message hook too, so session storage keeps
+            // them across a restart (upstream persisted only new arrivals).
+            for (from, p) in self.deliver_queue().snapshot() {
+                self.hook.offline_message(from, &p).await;
+            }
             //hook, offline_inflight_messages
             let inflight_messages = self.out_inflight().write().await.clone_inflight_messages();
             if !inflight_messages.is_empty() {
@@ -2683,4 +2682,27 @@ impl SessionLike for DefaultSession {
         self.subscriptions.clear(&self.scx).await;
         Ok(())
     }
+}
+
+/// mqrtc patch 2: the reason to close sessions with (as `Message::Closed(Reason::from(..))`)
+/// when the server stops; v5 clients get DISCONNECT 0x8B.
+pub const SERVER_SHUTTING_DOWN: &str = "server shutting down";
+
+/// mqrtc patch 2: the DISCONNECT a v5 client gets when the server ends its
+/// connection, or `None` when the client ended it or the socket is gone.
+fn server_disconnect(reason: &Reason) -> Option<v5::Disconnect> {
+    let (reason_code, text) = match reason {
+        Reason::ConnectDisconnect(_) | Reason::ConnectRemoteClose | Reason::ConnectReadWriteError => {
+            return None
+        }
+        Reason::Error(t) if t == SERVER_SHUTTING_DOWN => {
+            (v5::DisconnectReasonCode::ServerShuttingDown, SERVER_SHUTTING_DOWN.to_string())
+        }
+        Reason::ConnectKicked(false) => {
+            (v5::DisconnectReasonCode::SessionTakenOver, "another connection took over this client id".to_string())
+        }
+        Reason::MqttError(MqttError::PublishAckReason(code, text)) => (code.to_reason_code(), text.to_string()),
+        other => (other.to_reason_code(), other.to_string()),
+    };
+    Some(v5::Disconnect { reason_code, reason_string: Some(text.into()), ..Default::default() })
 }

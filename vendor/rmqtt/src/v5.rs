@@ -277,6 +277,9 @@ async fn _handshake(
     let (ack, superuser, auth_info) =
         scx.extends.hook_mgr().client_authenticate(&connect_info, listen_cfg.allow_anonymous).await;
     if !ack.success() {
+        // mqrtc patch 1: let the ClientConnack hook refine a refusal (for
+        // example to "identifier rejected"); upstream never runs it on refusals.
+        let ack = scx.extends.hook_mgr().client_connack(&connect_info, ack).await;
         return Err((ack, anyhow!("Authentication failed")));
     }
 

@@ -1,0 +1,196 @@
+//! The appliance: storage, provisioning, certificates, broker and HTTP,
+//! started from one `Config` and stopped by one shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::broker::{Broker, BrokerSettings};
+use crate::certs;
+use crate::config::Config;
+use crate::directory::SharedDirectory;
+use crate::http::{self, HttpState, PortsFile};
+use crate::probe;
+use crate::store::{DemoTenant, Store, DEMO_INSTANCE};
+
+/// Name of the file, in the data dir, that says where a running appliance listens.
+pub const PORTS_FILE: &str = "ports.json";
+
+/// A started appliance.
+pub struct Running {
+    /// Where it listens.
+    pub ports: PortsFile,
+    /// The broker (for the controller and for tests).
+    pub broker: Arc<Broker>,
+    store: Arc<Store>,
+    http: tokio::task::JoinHandle<()>,
+    http_stop: tokio::sync::oneshot::Sender<()>,
+    ports_path: PathBuf,
+}
+
+/// Starts everything `cfg` describes and returns once MQTT and HTTP answer.
+pub async fn start(cfg: Config) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let store = open_store(&cfg).await?;
+    let mut dir = blocking(&store, |s| s.directory()).await?;
+    if cfg.dev {
+        dir.passwordless_instance = Some(DEMO_INSTANCE.into());
+    }
+    let directory = Arc::new(SharedDirectory::new(dir));
+    let tls = certs::ensure(&cfg.data_dir, &cfg.tls).context("while preparing TLS certificates")?;
+
+    let settings = BrokerSettings {
+        bind: cfg.bind,
+        ports: cfg.ports.clone(),
+        tls,
+        limits: cfg.limits.clone(),
+        standard_mqtt: cfg.standard_mqtt,
+        state_dir: cfg.data_dir.clone(),
+    };
+    let broker = Arc::new(
+        Broker::start(settings, directory)
+            .await
+            .context("while starting the broker")?,
+    );
+    let bp = broker.ports();
+
+    let http_listener = tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.ports.http))
+        .await
+        .with_context(|| format!("binding HTTP on {}:{}", cfg.bind, cfg.ports.http))?;
+    let ports = PortsFile {
+        mqtt: bp.mqtt,
+        mqtts: bp.mqtts,
+        ws: bp.ws,
+        wss: bp.wss,
+        http: http_listener.local_addr()?.port(),
+    };
+    let router = http::router(Arc::new(HttpState {
+        broker: broker.clone(),
+        ports,
+    }));
+    let (http_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(async move {
+        let serve = axum::serve(http_listener, router).with_graceful_shutdown(async {
+            let _ = stop_rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!("HTTP server stopped: {e}");
+        }
+    });
+
+    let loopback = if cfg.bind.is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], ports.mqtt))
+    } else {
+        SocketAddr::new(cfg.bind, ports.mqtt)
+    };
+    probe::mqtt_connack(loopback, "$mqrtc/readiness", Duration::from_secs(10))
+        .await
+        .context("the broker bound its port but does not answer CONNECT")?;
+
+    let ports_path = cfg.data_dir.join(PORTS_FILE);
+    write_ports(&ports_path, &ports)?;
+    tracing::info!(
+        mqtt = ports.mqtt, mqtts = ports.mqtts, ws = ports.ws, wss = ports.wss, http = ports.http,
+        bind = %cfg.bind, data_dir = %cfg.data_dir.display(), dev = cfg.dev, standard_mqtt = cfg.standard_mqtt,
+        "mqrtc ready"
+    );
+    Ok(Running {
+        ports,
+        broker,
+        store,
+        http,
+        http_stop,
+        ports_path,
+    })
+}
+
+impl Running {
+    /// Stops HTTP and the broker (saving sessions) and checkpoints SQLite last.
+    pub async fn stop(self) {
+        let _ = std::fs::remove_file(&self.ports_path);
+        let _ = self.http_stop.send(());
+        let _ = self.http.await;
+        self.broker.shutdown().await;
+        if let Err(e) = blocking(&self.store, |s| s.checkpoint()).await {
+            tracing::warn!("SQLite checkpoint on shutdown: {e}");
+        }
+    }
+}
+
+/// Runs the appliance until `shutdown` resolves.
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let running = start(cfg).await?;
+    shutdown.await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    Ok(())
+}
+
+async fn open_store(cfg: &Config) -> anyhow::Result<Arc<Store>> {
+    let path = cfg.data_dir.join("mqrtc.sqlite");
+    let store = tokio::task::spawn_blocking(move || Store::open(&path))
+        .await?
+        .context("while opening the database")?;
+    let store = Arc::new(store);
+    let dev = cfg.dev;
+    let created = blocking(&store, move |s| {
+        if dev || s.is_unprovisioned()? {
+            s.provision_demo()
+        } else {
+            Ok(None)
+        }
+    })
+    .await
+    .context("while provisioning the demo tenant")?;
+    if let Some(t) = created {
+        print_demo_credentials(&t, cfg.dev);
+    }
+    Ok(store)
+}
+
+/// Runs blocking store work off the async threads.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<Store>,
+    f: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> anyhow::Result<T> {
+    let s = store.clone();
+    Ok(tokio::task::spawn_blocking(move || f(&s)).await??)
+}
+
+fn print_demo_credentials(t: &DemoTenant, dev: bool) {
+    // Printed, not logged: a secret does not belong in log files.
+    println!(
+        "\nCreated the demo tenant {DEMO_INSTANCE}: Group IDs GID_demo and GID_web; parent topics \
+rtc_up (uplink), rtc_down (downlink), rtc_event (event).\n\
+Its access key, shown only this once:\n  AccessKeyId:     {}\n  AccessKeySecret: {}\n\
+Connect with username Signature|{}|{DEMO_INSTANCE} and password Base64(HMAC-SHA1(AccessKeySecret, ClientId)).{}\n",
+        t.key.id,
+        t.key.secret,
+        t.key.id,
+        if dev { "\nIn --dev mode its devices may also connect with no username." } else { "" }
+    );
+}
+
+fn write_ports(path: &Path, ports: &PortsFile) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(ports)?)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Reads the ports a running appliance wrote into `data_dir`.
+pub fn read_ports(data_dir: &Path) -> anyhow::Result<PortsFile> {
+    let path = data_dir.join(PORTS_FILE);
+    let text = std::fs::read(&path).with_context(|| {
+        format!(
+            "reading {} (is mqrtc running with this data dir?)",
+            path.display()
+        )
+    })?;
+    Ok(serde_json::from_slice(&text)?)
+}

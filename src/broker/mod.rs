@@ -1,0 +1,366 @@
+//! The embedded MQTT broker: rmqtt (pinned, patched in `vendor/rmqtt`)
+//! behind a small adapter. Nothing outside `src/broker/` touches rmqtt types.
+//!
+//! One `Broker` owns the four listeners (MQTT, MQTTS, WS, WSS), the hooks
+//! that apply the cloud service's conventions, durable sessions (sled via
+//! rmqtt's session-storage plugin) and the bridge the controller uses.
+
+mod bridge;
+mod hooks;
+mod retain;
+mod stats;
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU16;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmqtt::context::ServerContext;
+use rmqtt::hook::Type;
+use rmqtt::net::{Builder, Listener};
+use rmqtt::server::MqttServer;
+use rmqtt::types::{Message, Reason};
+
+pub use bridge::{EmbeddedBridge, CONTROLLER_CLIENT_ID};
+pub use stats::{BrokerStats, StatsSnapshot};
+
+use crate::bridge::MessageBridge;
+use crate::certs::TlsFiles;
+use crate::config::{Limits, Ports};
+use crate::directory::SharedDirectory;
+use crate::policy::Rules;
+
+/// How often sled (session storage) writes and fsyncs, in milliseconds: the
+/// window in which a `kill -9` can lose PUBACKed offline messages.
+pub const SESSION_FLUSH_MS: u64 = 10;
+
+/// The session-storage plugin's executor; created here first with one
+/// worker so queued messages are written (and come back) in order.
+const OFFLINE_EXEC: (&str, usize, usize) = ("SESSION_STORAGE_OFFLINE_EXEC", 1, 1_000_000);
+
+/// What the broker needs to start.
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    /// Address all listeners bind to.
+    pub bind: IpAddr,
+    /// Requested ports (0 = any free port).
+    pub ports: Ports,
+    /// Certificate and key for MQTTS and WSS.
+    pub tls: TlsFiles,
+    /// Limits and queue bounds.
+    pub limits: Limits,
+    /// Plain MQTT mode (no cloud conventions, anonymous allowed).
+    pub standard_mqtt: bool,
+    /// Directory for durable session state.
+    pub state_dir: PathBuf,
+}
+
+/// The ports the listeners actually bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BoundPorts {
+    /// MQTT over TCP.
+    pub mqtt: u16,
+    /// MQTT over TLS.
+    pub mqtts: u16,
+    /// MQTT over WebSocket.
+    pub ws: u16,
+    /// MQTT over secure WebSocket.
+    pub wss: u16,
+}
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// A listener could not be bound or set up.
+    #[error("{listener} listener on {addr}: {reason}")]
+    Listener {
+        /// Which listener.
+        listener: &'static str,
+        /// Where.
+        addr: SocketAddr,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A plugin failed to start.
+    #[error("starting {plugin}: {reason}")]
+    Plugin {
+        /// Which plugin.
+        plugin: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// A running embedded broker.
+pub struct Broker {
+    scx: ServerContext,
+    ports: BoundPorts,
+    stats: Arc<BrokerStats>,
+    bridge: Arc<EmbeddedBridge>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Broker {
+    /// Starts the broker: plugins, hooks, listeners. Returns once every
+    /// listener is bound; sessions saved by an earlier run are restored
+    /// before the first connection is served.
+    pub async fn start(
+        s: BrokerSettings,
+        directory: Arc<SharedDirectory>,
+    ) -> Result<Broker, BrokerError> {
+        let scx = context(&s).await?;
+        let _ = scx.get_exec(OFFLINE_EXEC);
+        rmqtt_session_storage::register(&scx, true, false)
+            .await
+            .map_err(|e| BrokerError::Plugin {
+                plugin: "session storage",
+                reason: e.to_string(),
+            })?;
+        rmqtt_shared_subscription::register(&scx, true, false)
+            .await
+            .map_err(|e| BrokerError::Plugin {
+                plugin: "shared subscriptions",
+                reason: e.to_string(),
+            })?;
+        let retained = retain::MemRetain::new();
+        *scx.extends.retain_mut().await = Box::new(retained.clone());
+
+        let stats = Arc::new(BrokerStats::default());
+        let tap = Arc::new(bridge::Tap::default());
+        let hooks = hooks::Hooks {
+            standard: s.standard_mqtt,
+            rules: Rules {
+                max_client_id_len: s.limits.max_client_id_len,
+                max_topic_len: s.limits.max_topic_len,
+                max_payload_bytes: s.limits.max_payload_bytes,
+            },
+            directory,
+            tap: tap.clone(),
+            stats: stats.clone(),
+        };
+        register_hooks(&scx, hooks).await;
+
+        let (server, ports) = bind_listeners(&scx, &s)?;
+        let mut tasks = vec![tokio::spawn(async move {
+            if let Err(e) = server.run().await {
+                tracing::error!("broker stopped: {e}");
+            }
+        })];
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                retained.purge().await;
+            }
+        }));
+        let bridge = Arc::new(EmbeddedBridge {
+            scx: scx.clone(),
+            tap,
+            default_expiry: Duration::from_secs(s.limits.offline_message_ttl_secs),
+        });
+        Ok(Broker {
+            scx,
+            ports,
+            stats,
+            bridge,
+            tasks,
+        })
+    }
+
+    /// The bound ports.
+    pub fn ports(&self) -> BoundPorts {
+        self.ports
+    }
+
+    /// The refusal and drop counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Connected clients right now.
+    pub fn connections(&self) -> isize {
+        self.scx.connections.count()
+    }
+
+    /// The bridge for the controller.
+    pub fn bridge(&self) -> Arc<dyn MessageBridge> {
+        self.bridge.clone()
+    }
+
+    /// Ends the connection of every client whose id satisfies `pred`
+    /// (v5 clients get DISCONNECT 0x98); returns how many.
+    pub async fn disconnect_where(&self, pred: impl Fn(&str) -> bool) -> usize {
+        close_sessions(&self.scx, pred, || Reason::ConnectKicked(true)).await
+    }
+
+    /// Stops accepting, closes every connection so clean=false sessions
+    /// save their queues, waits for session storage to reach disk.
+    pub async fn shutdown(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let closed = close_sessions(
+            &self.scx,
+            |_| true,
+            || Reason::from(rmqtt::session::SERVER_SHUTTING_DOWN),
+        )
+        .await;
+        let exec = self.scx.get_exec(OFFLINE_EXEC);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::time::Instant::now() < deadline
+            && (self.scx.connections.count() > 0
+                || exec.waiting_count() > 0
+                || exec.active_count() > 0)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(SESSION_FLUSH_MS * 5 + 50)).await;
+        tracing::info!(closed, "broker stopped; session storage flushed");
+    }
+}
+
+async fn close_sessions(
+    scx: &ServerContext,
+    pred: impl Fn(&str) -> bool,
+    reason: impl Fn() -> Reason,
+) -> usize {
+    let shared = scx.extends.shared().await;
+    let mut n = 0;
+    for entry in shared.iter() {
+        if !pred(&entry.id().client_id) {
+            continue;
+        }
+        if let Some(tx) = entry.tx() {
+            if tx.unbounded_send(Message::Closed(reason())).is_ok() {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+async fn context(s: &BrokerSettings) -> Result<ServerContext, BrokerError> {
+    let sessions_dir = s.state_dir.join("sessions");
+    let mut sled = toml::Table::new();
+    sled.insert("path".into(), sessions_dir.display().to_string().into());
+    sled.insert("cache_capacity".into(), "64M".into());
+    sled.insert(
+        "flush_every_ms".into(),
+        toml::Value::Integer(SESSION_FLUSH_MS as i64),
+    );
+    let mut storage = toml::Table::new();
+    storage.insert("type".into(), "sled".into());
+    storage.insert("sled".into(), sled.into());
+    let mut session_cfg = toml::Table::new();
+    session_cfg.insert("storage".into(), storage.into());
+    Ok(ServerContext::new()
+        .node_id(1)
+        // The CPU-load "busy" check refuses CONNECTs on a loaded box; an
+        // appliance on a small machine must not do that.
+        .busy_check_enable(false)
+        .plugins_config_map_add("rmqtt-session-storage", session_cfg.to_string())
+        .plugins_config_map_add("rmqtt-shared-subscription", "strategy = \"round_robin\"\n")
+        .build()
+        .await)
+}
+
+async fn register_hooks(scx: &ServerContext, hooks: hooks::Hooks) {
+    let reg = scx.extends.hook_mgr().register();
+    for t in [
+        Type::ClientAuthenticate,
+        Type::ClientConnack,
+        Type::ClientSubscribeCheckAcl,
+        Type::MessagePublishCheckAcl,
+        Type::MessagePublish,
+        Type::ClientConnected,
+        Type::ClientDisconnected,
+        Type::MessageDropped,
+    ] {
+        reg.add_priority(t, 100, Box::new(hooks.clone())).await;
+    }
+    reg.start().await;
+}
+
+/// The largest packet accepted: the body limit plus room for topic and
+/// properties, and never under 1 MiB so a slightly oversize body still
+/// reaches the ACL and gets a reason code instead of a closed socket.
+fn packet_limit(l: &Limits) -> u32 {
+    let want = l
+        .max_payload_bytes
+        .saturating_add(64 * 1024)
+        .max(1024 * 1024);
+    u32::try_from(want).unwrap_or(u32::MAX)
+}
+
+fn builder(name: &str, addr: SocketAddr, s: &BrokerSettings) -> Builder {
+    let l = &s.limits;
+    let offline_ttl = Duration::from_secs(l.offline_message_ttl_secs);
+    let session_expiry = Duration::from_secs(l.session_expiry_secs);
+    Builder::new()
+        .name(name)
+        .laddr(addr)
+        .reuseaddr(Some(true))
+        .nodelay(true)
+        .allow_anonymous(s.standard_mqtt)
+        .max_clientid_len(if s.standard_mqtt {
+            65535
+        } else {
+            l.max_client_id_len
+        })
+        .max_packet_size(packet_limit(l))
+        .min_keepalive(0)
+        .allow_zero_keepalive(true)
+        .max_inflight(NonZeroU16::new(l.max_inflight).unwrap_or(NonZeroU16::MIN))
+        .max_mqueue_len(l.max_queue_len)
+        .session_expiry_interval(session_expiry)
+        .max_session_expiry_interval(session_expiry)
+        // Cloud conventions: offline messages live at most the offline TTL.
+        // Plain MQTT: a message without an expiry never expires.
+        .message_expiry_interval(if s.standard_mqtt {
+            Duration::ZERO
+        } else {
+            offline_ttl
+        })
+        .max_topic_aliases(16)
+        .handshake_timeout(Duration::from_secs(15))
+        .tls_cert(Some(s.tls.cert.display().to_string()))
+        .tls_key(Some(s.tls.key.display().to_string()))
+}
+
+/// Listener ids are fixed (not the port), so sessions saved by a run on
+/// other ports are restored too.
+const LISTENERS: [(&str, u16); 4] = [("mqtt", 1), ("mqtts", 2), ("ws", 3), ("wss", 4)];
+
+fn bind_listeners(
+    scx: &ServerContext,
+    s: &BrokerSettings,
+) -> Result<(MqttServer, BoundPorts), BrokerError> {
+    let requested = [s.ports.mqtt, s.ports.mqtts, s.ports.ws, s.ports.wss];
+    let mut server = MqttServer::new(scx.clone());
+    let mut bound = [0u16; 4];
+    for (i, ((name, id), port)) in LISTENERS.iter().zip(requested).enumerate() {
+        let addr = SocketAddr::new(s.bind, port);
+        let fail = |e: rmqtt::Error| BrokerError::Listener {
+            listener: name,
+            addr,
+            reason: e.to_string(),
+        };
+        let l: Listener = builder(name, addr, s).bind().map_err(fail)?;
+        let l = match *name {
+            "mqtt" => l.tcp(),
+            "mqtts" => l.tls(),
+            "ws" => l.ws(),
+            _ => l.wss(),
+        }
+        .map_err(fail)?;
+        bound[i] = l.local_addr().map_err(fail)?.port();
+        server = server.listener_by_id(l, *id);
+    }
+    let ports = BoundPorts {
+        mqtt: bound[0],
+        mqtts: bound[1],
+        ws: bound[2],
+        wss: bound[3],
+    };
+    Ok((server.build(), ports))
+}

@@ -1,0 +1,65 @@
+//! Counters of what the broker refused and dropped, for logs, tests and
+//! the HTTP status endpoint.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+/// Live counters (cheap to bump from hooks).
+#[derive(Debug, Default)]
+pub struct BrokerStats {
+    pub(crate) connects: AtomicU64,
+    pub(crate) auth_failures: AtomicU64,
+    pub(crate) subscribe_refusals: AtomicU64,
+    pub(crate) publish_refusals: AtomicU64,
+    pub(crate) will_refusals: AtomicU64,
+    pub(crate) queue_full_drops: AtomicU64,
+    pub(crate) expired_drops: AtomicU64,
+    pub(crate) other_drops: AtomicU64,
+    pub(crate) uplinks: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct StatsSnapshot {
+    /// Successful CONNECTs.
+    pub connects: u64,
+    /// CONNECTs refused by authentication.
+    pub auth_failures: u64,
+    /// Topic filters refused by the ACL.
+    pub subscribe_refusals: u64,
+    /// PUBLISHes refused by the ACL or limits.
+    pub publish_refusals: u64,
+    /// Will messages refused (at CONNECT or when published).
+    pub will_refusals: u64,
+    /// Messages dropped because a client's queue was full.
+    pub queue_full_drops: u64,
+    /// Messages dropped because they expired before delivery.
+    pub expired_drops: u64,
+    /// Messages dropped for any other reason.
+    pub other_drops: u64,
+    /// Allowed client publishes seen by the bridge tap.
+    pub uplinks: u64,
+}
+
+pub(crate) fn bump(c: &AtomicU64) -> u64 {
+    c.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+impl BrokerStats {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            connects: r(&self.connects),
+            auth_failures: r(&self.auth_failures),
+            subscribe_refusals: r(&self.subscribe_refusals),
+            publish_refusals: r(&self.publish_refusals),
+            will_refusals: r(&self.will_refusals),
+            queue_full_drops: r(&self.queue_full_drops),
+            expired_drops: r(&self.expired_drops),
+            other_drops: r(&self.other_drops),
+            uplinks: r(&self.uplinks),
+        }
+    }
+}
