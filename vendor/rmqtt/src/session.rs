@@ -1497,7 +1497,9 @@ impl SessionState {
         //[MQTT-4.4.0-1] Reforward every inflight message regardless of status:
         //`reforward` resends the PUBLISH for UnAck/UnReceived and the owed
         //PUBREL (via SendRerelease) for UnComplete.
-        while let Some(msg) = offline_info.inflight_messages.pop() {
+        // mqrtc patch 6: oldest first; upstream popped from the back, so a
+        // reconnecting client got its unacknowledged messages in reverse order.
+        for msg in offline_info.inflight_messages.drain(..) {
             if let Err(e) = self.reforward(msg).await {
                 log::warn!("transfer_session_state, reforward error, {e}");
             }
@@ -1575,15 +1577,9 @@ impl SessionState {
         //hook, message_delivered
         let publish = self.hook.message_delivered(from.clone(), &publish).await.unwrap_or(publish);
 
-        //send message
-        sink.publish(
-            publish.clone(),
-            expiry_check_res.message_expiry_interval(),
-            self.server_topic_aliases.as_ref(),
-        )
-        .await?; //@TODO ... at exception, send hook and or store message
-
-        //cache messages to inflight window
+        // mqrtc patch 5: cache QoS 1/2 messages in the inflight window
+        // *before* sending; upstream cached them after, so a send that failed
+        // (the connection died mid-delivery) lost the message for good.
         let moment_status = match publish.qos {
             QoS::AtLeastOnce => Some(MomentStatus::UnAck),
             QoS::ExactlyOnce => Some(MomentStatus::UnReceived),
@@ -1594,9 +1590,13 @@ impl SessionState {
             self.out_inflight().write().await.push_back(OutInflightMessage::new(
                 moment_status,
                 from,
-                publish,
+                publish.clone(),
             ));
         }
+
+        //send message
+        sink.publish(publish, expiry_check_res.message_expiry_interval(), self.server_topic_aliases.as_ref())
+            .await?;
 
         Ok(())
     }

@@ -486,13 +486,16 @@ impl Entry for LockEntry {
                         log::debug!("{:?} kicked, from {:?}", self.id, self.session().map(|s| s.id.clone()));
                     }
                     Ok(Err(e)) => {
-                        log::warn!(
+                        // mqrtc patch 4: the old session's task ended without
+                        // answering (it was already closing). It is gone, so
+                        // take over as on a timeout instead of refusing the
+                        // new CONNECT with "server unavailable".
+                        log::debug!(
                             "{:?} kick, recv result is {:?}, from {:?}",
                             self.id,
                             e,
                             self.session().map(|s| s.id.clone())
                         );
-                        return Err(anyhow!(format!("recv kick result is {:?}", e)));
                     }
                     Err(_) => {
                         log::warn!(

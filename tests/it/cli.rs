@@ -1,0 +1,84 @@
+//! The command line: configuration layering and errors, healthcheck.
+
+use crate::common::{run, text, Appliance};
+
+fn mqrtc(args: &[&str]) -> std::process::Output {
+    run(env!("CARGO_BIN_EXE_mqrtc"), args)
+}
+
+#[test]
+fn print_config_shows_the_effective_configuration() {
+    let o = mqrtc(&["print-config", "--mqtt-port", "1999", "--all-interfaces"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg: toml::Table = toml::from_str(&String::from_utf8_lossy(&o.stdout)).expect("valid TOML");
+    assert_eq!(cfg["ports"]["mqtt"].as_integer(), Some(1999));
+    assert_eq!(cfg["ports"]["wss"].as_integer(), Some(8084));
+    assert_eq!(cfg["bind"].as_str(), Some("0.0.0.0"));
+    assert_eq!(cfg["limits"]["max_payload_bytes"].as_integer(), Some(65536));
+}
+
+#[test]
+fn unknown_keys_are_errors_that_say_how_to_fix_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mqrtc.toml");
+    std::fs::write(&file, "[limits]\nmax_topic_length = 80\n").unwrap();
+    let o = mqrtc(&["print-config", "--config", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert!(
+        t.contains("max_topic_length") && t.contains("print-config"),
+        "{t}"
+    );
+
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_mqrtc"))
+        .arg("print-config")
+        .env("MQRTC_PORTS__MQQT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("mqqt"), "{}", text(&o));
+}
+
+#[test]
+fn environment_beats_file_and_flags_beat_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mqrtc.toml");
+    std::fs::write(&file, "[ports]\nhttp = 1000\nmqtt = 1000\n").unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_mqrtc"))
+        .args([
+            "print-config",
+            "--config",
+            file.to_str().unwrap(),
+            "--mqtt-port",
+            "3000",
+        ])
+        .env("MQRTC_PORTS__HTTP", "2000")
+        .env("MQRTC_PORTS__MQTT", "2000")
+        .output()
+        .unwrap();
+    let cfg: toml::Table = toml::from_str(&String::from_utf8_lossy(&o.stdout)).expect("valid TOML");
+    assert_eq!(cfg["ports"]["http"].as_integer(), Some(2000));
+    assert_eq!(cfg["ports"]["mqtt"].as_integer(), Some(3000));
+}
+
+#[test]
+fn healthcheck_reports_a_running_appliance_and_fails_without_one() {
+    let a = Appliance::start(&["--dev"]);
+    let o = mqrtc(&["healthcheck", "--data-dir", a.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("healthy"), "{}", text(&o));
+    let empty = tempfile::tempdir().unwrap();
+    let o = mqrtc(&["healthcheck", "--data-dir", empty.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("ports.json"), "{}", text(&o));
+}
+
+#[test]
+fn ports_file_names_every_bound_port() {
+    let a = Appliance::start(&["--dev"]);
+    let p = a.ports;
+    for port in [p.mqtt, p.mqtts, p.ws, p.wss, p.http] {
+        assert_ne!(port, 0);
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("listening");
+    }
+}

@@ -1,0 +1,268 @@
+//! Starts the real `mqrtc` binary on free ports in a temp dir, and runs the
+//! real clients (mosquitto, Python paho-mqtt) against it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mqrtc::http::PortsFile;
+
+/// A running appliance process.
+pub struct Appliance {
+    pub dir: Arc<tempfile::TempDir>,
+    pub ports: PortsFile,
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    args: Vec<String>,
+}
+
+impl Appliance {
+    /// Starts `mqrtc serve` with `args` in a fresh temp dir.
+    pub fn start(args: &[&str]) -> Appliance {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        Self::start_in(dir, args)
+    }
+
+    /// Starts `mqrtc serve` with `args` in `dir` (to restart on the same data).
+    pub fn start_in(dir: Arc<tempfile::TempDir>, args: &[&str]) -> Appliance {
+        let ports_file = dir.path().join("ports.json");
+        let _ = std::fs::remove_file(&ports_file);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqrtc"));
+        cmd.arg("serve").arg("--data-dir").arg(dir.path());
+        for p in [
+            "--mqtt-port",
+            "--mqtts-port",
+            "--ws-port",
+            "--wss-port",
+            "--http-port",
+        ] {
+            cmd.args([p, "0"]);
+        }
+        cmd.args(args)
+            .env("RUST_LOG", "info,rmqtt=warn,sled=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file(dir.path())));
+        let mut child = cmd.spawn().expect("spawn mqrtc");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let out = child.stdout.take().expect("stdout");
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let ports = loop {
+            if let Ok(text) = std::fs::read(&ports_file) {
+                if let Ok(p) = serde_json::from_slice::<PortsFile>(&text) {
+                    break p;
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "mqrtc exited during start-up ({status}); log:\n{}",
+                    log(dir.path())
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mqrtc not ready in 60 s; log:\n{}",
+                log(dir.path())
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Appliance {
+            dir,
+            ports,
+            child,
+            stdout,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// The data dir.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The generated CA certificate clients trust.
+    pub fn ca(&self) -> PathBuf {
+        self.path().join("certs/ca.pem")
+    }
+
+    /// Everything the process printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// The appliance's log (stderr) so far.
+    pub fn log(&self) -> String {
+        log(self.path())
+    }
+
+    /// The demo access key printed on first start: (AccessKeyId, AccessKeySecret).
+    pub fn demo_key(&self) -> (String, String) {
+        let out = self.stdout();
+        let field = |name: &str| {
+            out.lines()
+                .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+                .unwrap_or_else(|| panic!("no {name} in stdout:\n{out}"))
+        };
+        (field("AccessKeyId:"), field("AccessKeySecret:"))
+    }
+
+    /// SIGTERM, wait for a clean exit, start again on the same data dir.
+    pub fn restart(mut self) -> Appliance {
+        self.terminate();
+        Self::start_in(
+            self.dir.clone(),
+            &self.args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    }
+
+    /// SIGKILL and start again on the same data dir.
+    pub fn kill9_and_restart(mut self) -> Appliance {
+        self.child.kill().expect("kill -9");
+        let _ = self.child.wait();
+        Self::start_in(
+            self.dir.clone(),
+            &self.args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    }
+
+    /// SIGTERM and wait; panics if the exit is not clean.
+    pub fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok);
+        let status = self.child.wait().expect("wait");
+        assert!(
+            status.success(),
+            "mqrtc exit {status}; log:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn log_file(dir: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("mqrtc.log"))
+        .expect("log file")
+}
+
+fn log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("mqrtc.log")).unwrap_or_default()
+}
+
+/// Runs a command to completion and returns its output.
+pub fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (install it: see README): {e}"))
+}
+
+/// stdout + stderr of an output, for assertions and messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs `tests/py/<script>` with python3 and returns its output.
+pub fn python(script: &str, args: &[&str]) -> Output {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(script);
+    let mut all = vec![path.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    run("python3", &all)
+}
+
+/// A background `mosquitto_sub` whose output lines can be awaited.
+pub struct Sub {
+    child: Child,
+    rx: std::sync::mpsc::Receiver<String>,
+}
+
+impl Sub {
+    /// Starts `mosquitto_sub` with `args` plus `-v -d`; waits until it has
+    /// subscribed (or returns with whatever it printed if it could not).
+    pub fn start(args: &[&str]) -> Sub {
+        // stdbuf: mosquitto_sub block-buffers a piped stdout.
+        let mut child = Command::new("stdbuf")
+            .args(["-oL", "mosquitto_sub"])
+            .args(args)
+            .args(["-v", "-d"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mosquitto_sub (install mosquitto-clients)");
+        let (tx, rx) = std::sync::mpsc::channel();
+        for pipe in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Sub { child, rx }
+    }
+
+    /// Waits for a line containing `needle`; returns it, or everything seen.
+    pub fn wait_for(&self, needle: &str, within: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + within;
+        let mut seen = String::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.rx.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Ok(line),
+                Ok(line) => {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        Err(seen)
+    }
+
+    /// Everything printed so far (does not wait).
+    pub fn drain(&self) -> String {
+        self.rx.try_iter().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for Sub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real `mqrtc` binary on free ports in a temp dir,
+//! driven by clients nobody here wrote (mosquitto, paho-mqtt, rumqttc).
+
+mod common;
+
+mod cli;
+mod conventions;
+mod persistence;
+mod rust_client;
+mod standard;
+mod transports;
