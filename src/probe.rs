@@ -19,7 +19,7 @@ pub async fn mqtt_connack(
 ) -> std::io::Result<u8> {
     tokio::time::timeout(timeout, async {
         let mut s = TcpStream::connect(addr).await?;
-        s.write_all(&connect_packet(client_id)).await?;
+        s.write_all(&connect_packet(client_id, 10)).await?;
         let mut ack = [0u8; 4];
         s.read_exact(&mut ack).await?;
         if ack[0] != 0x20 || ack[1] != 0x02 {
@@ -33,10 +33,11 @@ pub async fn mqtt_connack(
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no CONNACK in time"))?
 }
 
-/// A minimal MQTT 3.1.1 CONNECT packet (clean session, keepalive 10 s).
-fn connect_packet(client_id: &str) -> Vec<u8> {
+/// A minimal MQTT 3.1.1 CONNECT packet (clean session, no credentials).
+pub(crate) fn connect_packet(client_id: &str, keepalive_secs: u16) -> Vec<u8> {
     let id = client_id.as_bytes();
-    let mut var = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x0a];
+    let mut var = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02];
+    var.extend_from_slice(&keepalive_secs.to_be_bytes());
     var.extend_from_slice(&(id.len() as u16).to_be_bytes());
     var.extend_from_slice(id);
     let mut p = vec![0x10];
@@ -95,7 +96,7 @@ mod tests {
 
     #[test]
     fn connect_packet_layout() {
-        let p = connect_packet("abc");
+        let p = connect_packet("abc", 10);
         assert_eq!(p[0], 0x10);
         assert_eq!(p[1] as usize, p.len() - 2);
         assert_eq!(&p[p.len() - 5..], &[0, 3, b'a', b'b', b'c']);

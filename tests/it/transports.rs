@@ -226,3 +226,60 @@ fn idle_sockets_do_not_delay_tls_or_websocket_connects() {
     assert!(text(&o).contains("received PUBACK"), "{}", text(&o));
     drop(idle);
 }
+
+#[test]
+fn mqtt_js_over_websocket_and_secure_websocket() {
+    let a = Appliance::start(&["--dev"]);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/p2p.mjs");
+    let script = script.to_str().unwrap();
+    let ca = a.ca();
+    for (url, ca) in [
+        (format!("ws://127.0.0.1:{}/mqtt", a.ports.ws), None),
+        (
+            format!("wss://127.0.0.1:{}/mqtt", a.ports.wss),
+            Some(ca.to_str().unwrap()),
+        ),
+    ] {
+        let mut args = vec![script, url.as_str()];
+        args.extend(ca);
+        let o = run("node", &args);
+        assert!(
+            o.status.success(),
+            "{url}: {}\n(run `npm ci --prefix tests/js` first)\n{}",
+            text(&o),
+            a.log()
+        );
+    }
+}
+
+#[test]
+fn offline_sessions_hold_no_sockets() {
+    let a = Appliance::start(&["--dev"]);
+    let p = a.ports.mqtt.to_string();
+    let before = a.open_fds();
+    for i in 0..30 {
+        let id = format!("GID_web@@@gone-{i}");
+        let o = run(
+            "mosquitto_sub",
+            &[
+                "-p",
+                &p,
+                "-i",
+                &id,
+                "-c",
+                "-q",
+                "1",
+                "-t",
+                "rtc_event/x",
+                "-W",
+                "1",
+            ],
+        );
+        assert!(text(&o).contains("Timed out"));
+    }
+    let after = a.open_fds();
+    assert!(
+        after < before + 10,
+        "30 offline persistent sessions kept sockets: {before} -> {after} fds"
+    );
+}

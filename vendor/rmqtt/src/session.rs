@@ -220,6 +220,11 @@ impl SessionState {
         if let Err(e) = sink.close().await {
             log::info!("{} close io error, {e}", self.id);
         }
+        // mqrtc patch 7: release the socket now. Upstream kept it until this
+        // function returned, which for a persistent session is when the
+        // offline session expires (days): the file descriptor stayed open and
+        // a WebSocket client never saw its connection close.
+        drop(sink);
 
         let disconnect = self.disconnect().await.unwrap_or(None);
         let clean_session = self.clean_session(disconnect.as_ref()).await;

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the real peers the tests drive: Debian's mosquitto (broker, for
+# the benchmark) and mosquitto-clients, Python's paho-mqtt, MQTT.js from npm.
+# Debian/Ubuntu; run as root (or with sudo available).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+export DEBIAN_FRONTEND=noninteractive
+if ! command -v mosquitto_sub >/dev/null || ! command -v mosquitto >/dev/null \
+   || ! command -v openssl >/dev/null || ! command -v stdbuf >/dev/null; then
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq mosquitto mosquitto-clients openssl coreutils
+fi
+# Debian starts a mosquitto service on 1883 when it can; the tests never need it.
+$SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
+
+python3 -m pip install --quiet -r tests/requirements.txt
+
+if ! command -v node >/dev/null; then
+  $SUDO apt-get install -y -qq nodejs npm
+fi
+npm ci --silent --prefix tests/js
