@@ -111,6 +111,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
 
 impl Running {
     /// Stops HTTP and the broker (saving sessions) and checkpoints SQLite last.
+    ///
+    /// The broker's session storage keeps a blocking thread that never
+    /// ends: afterwards shut the runtime down with `shutdown_background` (or
+    /// exit the process), do not wait for it.
     pub async fn stop(self) {
         let _ = std::fs::remove_file(&self.ports_path);
         let _ = self.http_stop.send(());

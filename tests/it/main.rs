@@ -3,6 +3,7 @@
 
 mod common;
 
+mod bridge;
 mod cli;
 mod conventions;
 mod persistence;

@@ -155,3 +155,46 @@ fn kill9_window() {
         println!("kill -9 {label} after PUBACK: {kept}/{trials} queued messages survived");
     }
 }
+
+#[test]
+fn a_full_queue_drops_the_oldest_and_counts_it() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    std::fs::write(
+        dir.path().join("small-queue.toml"),
+        "[limits]\nmax_queue_len = 5\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("small-queue.toml");
+    let a = Appliance::start_in(dir.clone(), &["--dev", "--config", cfg.to_str().unwrap()]);
+    let bob = "GID_web@@@bob-full";
+    make_session(&a, "mqttv311", bob);
+    let inbox = format!("rtc_event/p2p/{bob}");
+    for i in 0..8 {
+        publish(&a, "mqttv311", "GID_demo@@@alice", &inbox, &format!("q{i}"));
+    }
+    let got = collect(&a, "mqttv311", bob, &inbox, 5);
+    let want: Vec<String> = (3..8).map(|i| format!("{inbox} q{i}")).collect();
+    assert_eq!(got, want, "the newest five remain");
+    let o = run(
+        env!("CARGO_BIN_EXE_mqrtc"),
+        &["healthcheck", "--data-dir", a.path().to_str().unwrap()],
+    );
+    assert!(o.status.success());
+    let health = std::net::TcpStream::connect(("127.0.0.1", a.ports.http)).map(|_| ());
+    assert!(health.is_ok());
+    let body = http_get(a.ports.http, "/healthz");
+    assert!(body.contains("\"queue_full_drops\":3"), "{body}");
+    assert!(
+        a.log().contains("queue full: message dropped"),
+        "drop is logged"
+    );
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}

@@ -26,6 +26,9 @@ use rmqtt_codec::{MqttCodec, MqttPacket};
 /// MQTT protocol dispatcher handling version negotiation
 ///
 /// Manages initial protocol detection and creates version-specific streams
+/// Initial size of a connection's codec read and write buffers (mqrtc patch 1).
+pub const FRAME_BUFFER_CAPACITY: usize = 512;
+
 pub struct Dispatcher<Io> {
     /// Framed IO layer with MQTT codec
     pub(crate) io: Framed<Io, MqttCodec>,
@@ -48,7 +51,12 @@ where
         cert_info: Option<CertInfo>,
         cfg: Arc<Builder>,
     ) -> Self {
-        Dispatcher { io: Framed::new(io, MqttCodec::Version(VersionCodec)), remote_addr, cfg, cert_info }
+        // mqrtc patch 1: start each connection's read and write buffers at
+        // 512 bytes instead of tokio-util's 8 KiB each; they grow on demand,
+        // and idle connections (most of a signaling broker's) stay small.
+        // (`Framed::from_parts` would pad both back to 8 KiB.)
+        let io = Framed::with_capacity(io, MqttCodec::Version(VersionCodec), FRAME_BUFFER_CAPACITY);
+        Dispatcher { io, remote_addr, cfg, cert_info }
     }
 
     /// Negotiates protocol version and returns appropriate stream

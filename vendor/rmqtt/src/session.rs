@@ -199,6 +199,7 @@ impl SessionState {
         let mut flags = StateFlags::empty();
 
         self.scx.connections.inc();
+        // mqrtc patch 8: the phases after the online loop are boxed too.
         match self.run_loop(&mut sink, keep_alive, &mut flags, &deliver_queue_tx, &mut deliver_queue_rx).await
         {
             Ok(()) => {
@@ -253,7 +254,7 @@ impl SessionState {
         let will_delay_interval = if self.last_will_enable(flags, clean_session) {
             let will_delay_interval = self.will_delay_interval().await;
             if clean_session || will_delay_interval.is_none() {
-                if let Err(e) = self.process_last_will().await {
+                if let Err(e) = Box::pin(self.process_last_will()).await {
                     log::warn!("{:?} process last will error, {:?}", self.id, e);
                 }
                 None
@@ -278,11 +279,12 @@ impl SessionState {
 
         if flags.contains(StateFlags::Kicked) {
             if flags.contains(StateFlags::ByAdminKick) {
-                self.clean(&deliver_queue_tx, self.disconnected_reason_take().await.unwrap_or_default())
-                    .await;
+                let reason = self.disconnected_reason_take().await.unwrap_or_default();
+                Box::pin(self.clean(&deliver_queue_tx, reason)).await;
             }
         } else if clean_session {
-            self.clean(&deliver_queue_tx, self.disconnected_reason_take().await.unwrap_or_default()).await;
+            let reason = self.disconnected_reason_take().await.unwrap_or_default();
+            Box::pin(self.clean(&deliver_queue_tx, reason)).await;
         } else {
             let session_expiry_interval = self.fitter.session_expiry_interval(disconnect.as_ref());
             // mqrtc patch 3: messages still waiting in the deliver queue go
@@ -298,16 +300,16 @@ impl SessionState {
             }
 
             //Start offline event loop
-            self.offline_run_loop(
+            Box::pin(self.offline_run_loop(
                 &deliver_queue_tx,
                 &mut flags,
                 will_delay_interval,
                 session_expiry_interval,
-            )
+            ))
             .await;
             log::debug!("{:?} offline flags: {:?}", self.id, flags);
             if !flags.contains(StateFlags::Kicked) {
-                self.clean(&deliver_queue_tx, Reason::SessionExpiration).await;
+                Box::pin(self.clean(&deliver_queue_tx, Reason::SessionExpiration)).await;
             }
         }
     }
@@ -325,6 +327,10 @@ impl SessionState {
         Io: AsyncRead + AsyncWrite + Unpin,
     {
         log::debug!("{:?} start online event loop", self.id);
+        // mqrtc patch 8: the work done per packet or message is boxed below
+        // (`Box::pin(..)`), so the deep call chains behind it are allocated
+        // only while they run instead of being part of every connection's
+        // future: an idle connection's task shrank from ~5.7 KiB.
         let state = self;
 
         let keep_alive_interval = if keep_alive == 0 {
@@ -363,7 +369,7 @@ impl SessionState {
                 _ = &mut deliver_timeout_delay => {
                     while let Some(iflt_msg) = state.out_inflight().write().await.pop_front_timeout(){
                         log::debug!("{:?} has timeout message in inflight: {:?}", state.id, iflt_msg);
-                        state.reforward(iflt_msg).await?;
+                        Box::pin(state.reforward(iflt_msg)).await?;
                     }
                 },
 
@@ -371,7 +377,7 @@ impl SessionState {
                     log::debug!("{:?} deliver_packet: {:?}", state.id, deliver_packet);
                     match deliver_packet {
                         Some(Some((from, p))) => {
-                            state.deliver(sink, from, p).await?;
+                            Box::pin(state.deliver(sink, from, p)).await?;
                         },
                         Some(None) => {
                             log::warn!("{:?} No messages received from the delivery queue", state.id);
@@ -387,7 +393,7 @@ impl SessionState {
                     if let Some(msg) = msg {
                         #[cfg(feature = "debug")]
                         state.scx.stats.debug_session_channels.dec();
-                        state.process_message(sink, msg, deliver_queue_tx, flags).await?;
+                        Box::pin(state.process_message(sink, msg, deliver_queue_tx, flags)).await?;
                     }else{
                         return Err("No message received from the Rx".into());
                     }
@@ -398,7 +404,7 @@ impl SessionState {
                     keep_alive_delay.as_mut().reset(Instant::now() + keep_alive_interval);
                     match pkt? {
                         Some(pkt) => {
-                            state.process_mqtt_message(sink, pkt, flags).await?;
+                            Box::pin(state.process_mqtt_message(sink, pkt, flags)).await?;
                         },
                         None => {
                             return Err(Reason::ConnectRemoteClose);

@@ -91,7 +91,9 @@ where
             scx.handshakings.dec();
         }
 
-        let (state, keep_alive) = match handshake(&scx, &mut sink, lid).await {
+        let (state, keep_alive) = // mqrtc patch 8: boxed, so the handshake's state is freed once
+        // it is done instead of sizing every connection's task.
+        match Box::pin(handshake(&scx, &mut sink, lid)).await {
             Ok(c) => c,
             Err((ack_code, e)) => {
                 refused_ack(&scx, &mut sink, None, ack_code, e.to_string()).await?;
