@@ -32,8 +32,8 @@ pub struct CompareArgs {
     /// Idle connections for the memory run (0 skips it).
     #[arg(long, default_value_t = 10_000)]
     pub idle: usize,
-    /// Measure each broker this many times, alternating (figures are per round).
-    #[arg(long, default_value_t = 1)]
+    /// Rounds; each starts both brokers afresh and measures them one after the other.
+    #[arg(long, default_value_t = 3)]
     pub rounds: usize,
 }
 
@@ -142,7 +142,15 @@ struct Figures {
     idle: Option<idle::IdleMemory>,
 }
 
+/// Measures a freshly started broker: idle memory first (so the allocator
+/// has nothing to reuse), then throughput, then latency.
 async fn measure(b: &Broker, a: &CompareArgs, round: usize) -> anyhow::Result<Figures> {
+    let idle = if a.idle > 0 {
+        let prefix = format!("GID_demo@@@r{round}i-");
+        Some(idle::measure(b.addr, b.child.id(), a.idle, &prefix).await?)
+    } else {
+        None
+    };
     let spec = LoadSpec {
         host: b.addr.ip().to_string(),
         port: b.addr.port(),
@@ -158,12 +166,6 @@ async fn measure(b: &Broker, a: &CompareArgs, round: usize) -> anyhow::Result<Fi
         ..spec
     };
     let latency = load::latency(&lat_spec, a.rate, WARMUP, duration).await?;
-    let idle = if a.idle > 0 {
-        let prefix = format!("GID_demo@@@r{round}i-");
-        Some(idle::measure(b.addr, b.child.id(), a.idle, &prefix).await?)
-    } else {
-        None
-    };
     Ok(Figures {
         broker: b.name,
         round,
@@ -175,13 +177,16 @@ async fn measure(b: &Broker, a: &CompareArgs, round: usize) -> anyhow::Result<Fi
 
 /// Runs the comparison and prints a Markdown table and the raw figures as JSON.
 pub async fn run(a: CompareArgs) -> anyhow::Result<()> {
-    let mqrtc = start_mqrtc().await?;
-    let mosq = start_mosquitto(&a.mosquitto).await?;
     let mut all = Vec::new();
     for round in 0..a.rounds.max(1) {
-        for b in [&mqrtc, &mosq] {
+        // Fresh processes every round, one broker running at a time.
+        for name in ["mqrtc", "mosquitto"] {
+            let b = match name {
+                "mqrtc" => start_mqrtc().await?,
+                _ => start_mosquitto(&a.mosquitto).await?,
+            };
             eprintln!("round {round}: measuring {}", b.name);
-            all.push(measure(b, &a, round).await?);
+            all.push(measure(&b, &a, round).await?);
         }
     }
     print_table(&a, &all);
@@ -189,7 +194,44 @@ pub async fn run(a: CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 fn print_table(a: &CompareArgs, all: &[Figures]) {
+    print_rounds(a, all);
+    type Metric = fn(&Figures) -> Option<f64>;
+    let metrics: [(&str, Metric); 6] = [
+        ("throughput (msg/s)", |f| Some(f.throughput)),
+        ("delivered at offered rate (msg/s)", |f| {
+            Some(f.latency.delivered_per_s)
+        }),
+        ("latency p50 (µs)", |f| Some(f.latency.p50_us as f64)),
+        ("latency p99 (µs)", |f| Some(f.latency.p99_us as f64)),
+        ("latency p99.9 (µs)", |f| Some(f.latency.p999_us as f64)),
+        ("bytes per idle connection", |f| {
+            f.idle.map(|i| i.bytes_per_connection as f64)
+        }),
+    ];
+    println!("\nMedian of {} rounds:\n", all.len() / 2);
+    println!("| metric | mqrtc | mosquitto | mqrtc / mosquitto |");
+    println!("|---|---|---|---|");
+    for (name, get) in metrics {
+        let of = |broker: &str| {
+            median(
+                all.iter()
+                    .filter(|f| f.broker == broker)
+                    .filter_map(get)
+                    .collect(),
+            )
+        };
+        let (m, q) = (of("mqrtc"), of("mosquitto"));
+        println!("| {name} | {m:.0} | {q:.0} | {:.2} |", m / q);
+    }
+}
+
+fn print_rounds(a: &CompareArgs, all: &[Figures]) {
     println!(
         "QoS 1, {} pairs, {}-byte payloads; latency at {} msg/s offered; {} idle connections.\n",
         a.pairs, a.payload, a.rate, a.idle
