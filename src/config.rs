@@ -241,6 +241,7 @@ with a demo tenant, --standard-mqtt drops them"
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return figment::Error
 mod tests {
     use super::*;
 
@@ -305,9 +306,7 @@ mod tests {
         let mut cfg = Config::default();
         cfg.tls.cert = Some("/x.pem".into());
         assert!(cfg.validate().unwrap_err().to_string().contains("tls.key"));
-        let mut cfg = Config::default();
-        cfg.dev = true;
-        cfg.standard_mqtt = true;
+        let cfg = Config { dev: true, standard_mqtt: true, ..Config::default() };
         assert!(cfg.validate().is_err());
     }
 }
