@@ -306,7 +306,11 @@ mod tests {
         let mut cfg = Config::default();
         cfg.tls.cert = Some("/x.pem".into());
         assert!(cfg.validate().unwrap_err().to_string().contains("tls.key"));
-        let cfg = Config { dev: true, standard_mqtt: true, ..Config::default() };
+        let cfg = Config {
+            dev: true,
+            standard_mqtt: true,
+            ..Config::default()
+        };
         assert!(cfg.validate().is_err());
     }
 }

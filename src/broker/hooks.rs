@@ -189,20 +189,16 @@ impl Hooks {
         }
     }
 
+    /// The publish ACL for `client_id` (a client or the owner of a will).
+    fn may_publish(&self, client_id: &str, p: &Publish) -> Result<(), Refusal> {
+        let who = self.principal(client_id).ok_or_else(no_principal)?;
+        let dir = self.directory.get();
+        policy::check_publish(&dir, &self.rules, &who, &p.topic, p.payload.len()).map(|_| ())
+    }
+
     async fn check_publish(&self, s: &Session, p: &Publish) -> PublishAclResult {
         if !self.standard {
-            let verdict = match self.principal(&s.id.client_id) {
-                None => Err(no_principal()),
-                Some(who) => policy::check_publish(
-                    &self.directory.get(),
-                    &self.rules,
-                    &who,
-                    &p.topic,
-                    p.payload.len(),
-                )
-                .map(|_| ()),
-            };
-            if let Err(r) = verdict {
+            if let Err(r) = self.may_publish(&s.id.client_id, p) {
                 let n = bump(&self.stats.publish_refusals);
                 tracing::info!(client_id = %s.id.client_id, topic = %p.topic, total = n, "publish refused: {}", r.reason);
                 // 3.1.1 has no way to refuse but closing the connection; a
@@ -253,18 +249,7 @@ impl Hooks {
         }
         if matches!(from.typ(), FromType::LastWill) {
             let sender = from.id.client_id.to_string();
-            let verdict = match self.principal(&sender) {
-                None => Err(no_principal()),
-                Some(who) => policy::check_publish(
-                    &self.directory.get(),
-                    &self.rules,
-                    &who,
-                    &p.topic,
-                    p.payload.len(),
-                )
-                .map(|_| ()),
-            };
-            if let Err(r) = verdict {
+            if let Err(r) = self.may_publish(&sender, p) {
                 bump(&self.stats.will_refusals);
                 tracing::warn!(client_id = %sender, topic = %p.topic, "will dropped: {}", r.reason);
                 let mut void = p.clone();
