@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::broker::{Broker, BrokerSettings};
+use crate::broker::{Broker, BrokerSettings, DirectorySource};
 use crate::certs;
 use crate::config::Config;
-use crate::directory::SharedDirectory;
+use crate::directory::{Directory, SharedDirectory};
 use crate::http::{self, HttpState, PortsFile};
 use crate::probe;
 use crate::store::{DemoTenant, Store, DEMO_INSTANCE};
@@ -30,6 +30,7 @@ pub struct Running {
     http: tokio::task::JoinHandle<()>,
     http_stop: tokio::sync::oneshot::Sender<()>,
     ports_path: PathBuf,
+    watcher: tokio::task::JoinHandle<()>,
 }
 
 /// Starts everything `cfg` describes and returns once MQTT and HTTP answer.
@@ -42,6 +43,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         dir.passwordless_instance = Some(DEMO_INSTANCE.into());
     }
     let directory = Arc::new(SharedDirectory::new(dir));
+    let version = blocking(&store, |s| s.data_version()).await.ok();
+    let source = Arc::new(Provisioning {
+        store: store.clone(),
+        seen: tokio::sync::Mutex::new(version),
+        dev: cfg.dev,
+    });
     let tls = certs::ensure(&cfg.data_dir, &cfg.tls).context("while preparing TLS certificates")?;
 
     let settings = BrokerSettings {
@@ -53,11 +60,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         state_dir: cfg.data_dir.clone(),
     };
     let broker = Arc::new(
-        Broker::start(settings, directory)
-            .await
-            .context("while starting the broker")?,
+        Broker::start(
+            settings,
+            directory,
+            Some(source.clone() as Arc<dyn DirectorySource>),
+        )
+        .await
+        .context("while starting the broker")?,
     );
     let bp = broker.ports();
+    let watcher = tokio::spawn(follow_provisioning(source, broker.clone()));
 
     let http_listener = tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.ports.http))
         .await
@@ -106,6 +118,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         http,
         http_stop,
         ports_path,
+        watcher,
     })
 }
 
@@ -116,6 +129,7 @@ impl Running {
     /// ends: afterwards shut the runtime down with `shutdown_background` (or
     /// exit the process), do not wait for it.
     pub async fn stop(self) {
+        self.watcher.abort();
         let _ = std::fs::remove_file(&self.ports_path);
         let _ = self.http_stop.send(());
         let _ = self.http.await;
@@ -136,8 +150,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
 }
 
 async fn open_store(cfg: &Config) -> anyhow::Result<Arc<Store>> {
-    let path = cfg.data_dir.join("mqrtc.sqlite");
-    let store = tokio::task::spawn_blocking(move || Store::open(&path))
+    let dir = cfg.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open_dir(&dir))
         .await?
         .context("while opening the database")?;
     let store = Arc::new(store);
@@ -155,6 +169,51 @@ async fn open_store(cfg: &Config) -> anyhow::Result<Arc<Store>> {
         print_demo_credentials(&t, cfg.dev);
     }
     Ok(store)
+}
+
+/// Provisioning as the broker sees it: the store, and the SQLite data
+/// version last loaded (another process's commit changes it).
+struct Provisioning {
+    store: Arc<Store>,
+    seen: tokio::sync::Mutex<Option<i64>>,
+    dev: bool,
+}
+
+#[async_trait::async_trait]
+impl DirectorySource for Provisioning {
+    async fn changed(&self) -> Option<Directory> {
+        let mut seen = self.seen.lock().await;
+        let now = blocking(&self.store, |s| s.data_version()).await.ok();
+        if now == *seen {
+            return None;
+        }
+        match blocking(&self.store, |s| s.directory()).await {
+            Ok(mut d) => {
+                *seen = now;
+                if self.dev {
+                    d.passwordless_instance = Some(DEMO_INSTANCE.into());
+                }
+                Some(d)
+            }
+            Err(e) => {
+                tracing::error!("provisioning changed but cannot be read: {e:#}");
+                None
+            }
+        }
+    }
+}
+
+/// Reloads the directory whenever another process (the `mqrtc` CLI)
+/// changes provisioning, and lets the broker end what was revoked.
+async fn follow_provisioning(source: Arc<Provisioning>, broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if let Some(d) = source.changed().await {
+            let ended = broker.replace_directory(d).await;
+            tracing::info!(ended, "provisioning changed: directory reloaded");
+        }
+    }
 }
 
 /// Runs blocking store work off the async threads.

@@ -1,15 +1,23 @@
-//! CONNECT authentication under the cloud service's conventions.
+//! CONNECT authentication in the cloud service's three modes, and what the
+//! connection's credentials allow afterwards.
 //!
-//! Signature mode: username `Signature|AccessKeyId|InstanceId`, password
-//! `Base64(HMAC-SHA1(AccessKeySecret, ClientId))`. In `--dev` the demo
-//! instance's devices may also connect with no username at all.
+//! - Signature: username `Signature|AccessKeyId|InstanceId`, password
+//!   `Base64(HMAC-SHA1(AccessKeySecret, ClientId))`.
+//! - Token: username `Token|AccessKeyId|InstanceId`, password typed tokens
+//!   `R|<token>|W|<token>` (types R, W, RW); every token must be valid.
+//! - DeviceCredential: username `DeviceCredential|DeviceAccessKeyId|InstanceId`,
+//!   password `Base64(HMAC-SHA1(DeviceAccessKeySecret, ClientId))`; the
+//!   credential is bound to one client id.
+//!
+//! In `--dev` the demo instance's devices may also connect with no username.
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
-use crate::directory::Directory;
-use crate::policy::{parse_client_id, ClientIdError, Principal};
+use crate::directory::{Directory, TokenKind};
+use crate::policy::{parse_client_id, Access, ClientIdError, Principal};
+use crate::store::token_hash;
 
 /// What a CONNECT carried that authentication looks at.
 #[derive(Debug, Clone, Copy)]
@@ -37,12 +45,44 @@ pub enum ConnectRefusal {
     NotAuthorized(String),
 }
 
-/// Authenticates a CONNECT, returning who the client is.
+/// The credential a connection authenticated with (what revoking it ends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// `--dev`, no username.
+    Passwordless,
+    /// Signature mode with this AccessKeyId.
+    Signature(String),
+    /// DeviceCredential mode with this DeviceAccessKeyId.
+    Device(String),
+    /// Token mode: the AccessKeyId and the tokens (type, SHA-256), at most one per type.
+    Tokens(String, Vec<(TokenKind, String)>),
+}
+
+/// A successful authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// Who the client is.
+    pub principal: Principal,
+    /// How it proved it.
+    pub credential: Credential,
+}
+
+/// Why a connection's tokens no longer hold (sent as `$SYS/tokenInvalidNotice`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenProblem {
+    /// The token type concerned.
+    pub kind: TokenKind,
+    /// 1 expired, 2 unknown or revoked, 3 issued for another instance or type.
+    pub code: u8,
+}
+
+/// Authenticates a CONNECT at `now` (Unix seconds), returning who the client is.
 pub fn authenticate(
     dir: &Directory,
     max_client_id_len: usize,
     c: Credentials<'_>,
-) -> Result<Principal, ConnectRefusal> {
+    now: i64,
+) -> Result<Authenticated, ConnectRefusal> {
     let parts = parse_client_id(c.client_id, max_client_id_len)
         .map_err(|e: ClientIdError| ConnectRefusal::BadClientId(e.to_string()))?;
     let instance = dir.group_instance(parts.group).ok_or_else(|| {
@@ -55,50 +95,162 @@ pub fn authenticate(
     };
     let Some(username) = c.username else {
         if dir.passwordless_instance.as_deref() == Some(instance) {
-            return Ok(principal);
+            return Ok(Authenticated {
+                principal,
+                credential: Credential::Passwordless,
+            });
         }
-        return Err(ConnectRefusal::BadCredentials(
-            "a username is required: Signature|AccessKeyId|InstanceId".into(),
-        ));
+        return Err(bad("a username is required: Signature|AccessKeyId|InstanceId (or Token|…, DeviceCredential|…)"));
     };
     let mut fields = username.split('|');
     let (mode, key_id, inst) = match (fields.next(), fields.next(), fields.next(), fields.next()) {
         (Some(m), Some(k), Some(i), None) => (m, k, i),
-        _ => {
-            return Err(ConnectRefusal::BadCredentials(
-                "username must be Mode|AccessKeyId|InstanceId".into(),
-            ))
-        }
+        _ => return Err(bad("username must be Mode|KeyId|InstanceId")),
     };
-    if mode != "Signature" {
-        return Err(ConnectRefusal::BadCredentials(format!(
-            "auth mode {mode} is not supported"
-        )));
+    if !dir.instances.iter().any(|i| i == inst) {
+        return Err(bad(&format!("unknown instance {inst}")));
     }
-    let key = dir
-        .access_keys
-        .get(key_id)
-        .filter(|k| k.instance == inst)
-        .ok_or_else(|| {
-            ConnectRefusal::BadCredentials(format!(
-                "unknown AccessKeyId {key_id} for instance {inst}"
-            ))
-        })?;
-    if !signature_matches(&key.secret, c.client_id, c.password.unwrap_or_default()) {
-        return Err(ConnectRefusal::BadCredentials(
-            "signature does not match".into(),
-        ));
-    }
+    let password = c.password.unwrap_or_default();
+    let credential = match mode {
+        "Signature" => {
+            let key = dir
+                .access_keys
+                .get(key_id)
+                .filter(|k| k.instance == inst)
+                .ok_or_else(|| bad(&format!("unknown AccessKeyId {key_id} for instance {inst}")))?;
+            if !signature_matches(&key.secret, c.client_id, password) {
+                return Err(bad("signature does not match"));
+            }
+            Credential::Signature(key_id.to_string())
+        }
+        "DeviceCredential" => {
+            let dev = dir
+                .devices
+                .get(key_id)
+                .filter(|d| d.instance == inst)
+                .ok_or_else(|| {
+                    bad(&format!(
+                        "unknown DeviceAccessKeyId {key_id} for instance {inst}"
+                    ))
+                })?;
+            if !signature_matches(&dev.secret, c.client_id, password) {
+                return Err(bad("signature does not match"));
+            }
+            if dev.client_id != c.client_id {
+                return Err(ConnectRefusal::NotAuthorized(format!(
+                    "device credential {key_id} is for client id {}",
+                    dev.client_id
+                )));
+            }
+            Credential::Device(key_id.to_string())
+        }
+        "Token" => {
+            if dir
+                .access_keys
+                .get(key_id)
+                .is_none_or(|k| k.instance != inst)
+            {
+                return Err(bad(&format!(
+                    "unknown AccessKeyId {key_id} for instance {inst}"
+                )));
+            }
+            let tokens = parse_tokens(password)?;
+            if let Some(p) = token_problem(dir, inst, &tokens, now) {
+                return Err(bad(&format!(
+                    "{} token {}",
+                    p.kind.as_str(),
+                    problem_text(p.code)
+                )));
+            }
+            Credential::Tokens(key_id.to_string(), tokens)
+        }
+        other => return Err(bad(&format!("auth mode {other} is not supported"))),
+    };
     if inst != instance {
         return Err(ConnectRefusal::NotAuthorized(format!(
-            "client id's group {} belongs to another instance",
+            "client id's Group ID {} belongs to another instance",
             parts.group
         )));
     }
-    Ok(principal)
+    Ok(Authenticated {
+        principal,
+        credential,
+    })
 }
 
-/// `Base64(HMAC-SHA1(secret, client_id))`, the Signature password.
+fn bad(why: &str) -> ConnectRefusal {
+    ConnectRefusal::BadCredentials(why.to_string())
+}
+
+/// Parses `R|tok|W|tok|RW|tok` into (type, SHA-256) pairs, one per type.
+pub fn parse_tokens(password: &[u8]) -> Result<Vec<(TokenKind, String)>, ConnectRefusal> {
+    let text = std::str::from_utf8(password).map_err(|_| bad("tokens must be UTF-8"))?;
+    let fields: Vec<&str> = text.split('|').collect();
+    if fields.len() < 2 || !fields.len().is_multiple_of(2) {
+        return Err(bad(
+            "password must be Type|Token pairs, e.g. R|<token>|W|<token>",
+        ));
+    }
+    let mut out: Vec<(TokenKind, String)> = Vec::new();
+    for pair in fields.chunks(2) {
+        let kind = TokenKind::parse(pair[0])
+            .ok_or_else(|| bad(&format!("unknown token type {}", pair[0])))?;
+        if out.iter().any(|(k, _)| *k == kind) {
+            return Err(bad(&format!("two {} tokens", kind.as_str())));
+        }
+        out.push((kind, token_hash(pair[1])));
+    }
+    Ok(out)
+}
+
+/// The first problem with a connection's tokens at `now`, if any.
+pub fn token_problem(
+    dir: &Directory,
+    instance: &str,
+    tokens: &[(TokenKind, String)],
+    now: i64,
+) -> Option<TokenProblem> {
+    tokens.iter().find_map(|(kind, hash)| {
+        let code = match dir.tokens.get(hash) {
+            None => 2,
+            Some(t) if t.instance != instance || t.kind != *kind => 3,
+            Some(t) if t.expires_at <= now => 1,
+            Some(_) => return None,
+        };
+        Some(TokenProblem { kind: *kind, code })
+    })
+}
+
+/// Human text for a [`TokenProblem`] code.
+pub fn problem_text(code: u8) -> &'static str {
+    match code {
+        1 => "has expired",
+        2 => "is unknown or revoked",
+        _ => "was issued for another instance or type",
+    }
+}
+
+/// What a credential allows at `now`, given the current directory (tokens
+/// resolved; expired or revoked ones allow nothing).
+pub fn access(dir: &Directory, credential: &Credential, now: i64) -> Access {
+    let Credential::Tokens(_, tokens) = credential else {
+        return Access::Full;
+    };
+    let (mut read, mut write) = (Vec::new(), Vec::new());
+    for (_, hash) in tokens {
+        if let Some(t) = dir.tokens.get(hash).filter(|t| t.expires_at > now) {
+            if t.kind.reads() {
+                read.extend(t.resources.iter().cloned());
+            }
+            if t.kind.writes() {
+                write.extend(t.resources.iter().cloned());
+            }
+        }
+    }
+    Access::Tokens { read, write }
+}
+
+/// `Base64(HMAC-SHA1(secret, client_id))`, the Signature and DeviceCredential password.
 pub fn signature(secret: &str, client_id: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac(secret, client_id).finalize().into_bytes())
 }
@@ -120,109 +272,4 @@ fn signature_matches(secret: &str, client_id: &str, password: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::directory::AccessKey;
-
-    fn dir() -> Directory {
-        let mut d = Directory::default();
-        d.groups.insert("GID_demo".into(), "demo".into());
-        d.groups.insert("GID_xyz".into(), "other".into());
-        d.access_keys.insert(
-            "AK1".into(),
-            AccessKey {
-                instance: "demo".into(),
-                secret: "s3cret".into(),
-            },
-        );
-        d.access_keys.insert(
-            "AK2".into(),
-            AccessKey {
-                instance: "other".into(),
-                secret: "zz".into(),
-            },
-        );
-        d
-    }
-
-    fn creds<'a>(id: &'a str, user: Option<&'a str>, pass: Option<&'a [u8]>) -> Credentials<'a> {
-        Credentials {
-            client_id: id,
-            username: user,
-            password: pass,
-        }
-    }
-
-    #[test]
-    fn known_signature_value() {
-        // echo -n 'GID_demo@@@alice' | openssl dgst -sha1 -hmac s3cret -binary | base64
-        assert_eq!(
-            signature("s3cret", "GID_demo@@@alice"),
-            "7uy2MV8JSn+5MrBrS+wzUvijYaI="
-        );
-    }
-
-    #[test]
-    fn signature_mode() {
-        let d = dir();
-        let id = "GID_demo@@@alice";
-        let good = signature("s3cret", id);
-        let ok = authenticate(
-            &d,
-            64,
-            creds(id, Some("Signature|AK1|demo"), Some(good.as_bytes())),
-        );
-        assert_eq!(ok.unwrap().instance, "demo");
-        let bad = authenticate(&d, 64, creds(id, Some("Signature|AK1|demo"), Some(b"AAAA")));
-        assert!(matches!(bad, Err(ConnectRefusal::BadCredentials(_))));
-        let no_pw = authenticate(&d, 64, creds(id, Some("Signature|AK1|demo"), None));
-        assert!(matches!(no_pw, Err(ConnectRefusal::BadCredentials(_))));
-        let wrong_inst = authenticate(
-            &d,
-            64,
-            creds(id, Some("Signature|AK1|other"), Some(good.as_bytes())),
-        );
-        assert!(matches!(wrong_inst, Err(ConnectRefusal::BadCredentials(_))));
-    }
-
-    #[test]
-    fn client_of_another_instance_is_not_authorized() {
-        let d = dir();
-        let id = "GID_xyz@@@eve";
-        let sig = signature("s3cret", id);
-        let r = authenticate(
-            &d,
-            64,
-            creds(id, Some("Signature|AK1|demo"), Some(sig.as_bytes())),
-        );
-        assert!(matches!(r, Err(ConnectRefusal::NotAuthorized(_))), "{r:?}");
-    }
-
-    #[test]
-    fn client_ids_and_groups() {
-        let d = dir();
-        assert!(matches!(
-            authenticate(&d, 64, creds("alice", None, None)),
-            Err(ConnectRefusal::BadClientId(_))
-        ));
-        assert!(matches!(
-            authenticate(&d, 64, creds("GID_nope@@@a", None, None)),
-            Err(ConnectRefusal::BadClientId(_))
-        ));
-    }
-
-    #[test]
-    fn passwordless_only_for_the_dev_instance() {
-        let mut d = dir();
-        let id = "GID_demo@@@alice";
-        assert!(matches!(
-            authenticate(&d, 64, creds(id, None, None)),
-            Err(ConnectRefusal::BadCredentials(_))
-        ));
-        d.passwordless_instance = Some("demo".into());
-        assert!(authenticate(&d, 64, creds(id, None, None)).is_ok());
-        assert!(authenticate(&d, 64, creds("GID_xyz@@@eve", None, None)).is_err());
-        let wrong = authenticate(&d, 64, creds(id, Some("Signature|AK1|demo"), Some(b"bad")));
-        assert!(wrong.is_err(), "a wrong password fails even in dev mode");
-    }
-}
+mod tests;

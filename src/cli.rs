@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::admin::{Admin, DeviceCmd, GroupCmd, InstanceCmd, Target, TokenCmd, TopicCmd};
 use crate::bench::BenchArgs;
 
 /// mqrtc: the signaling side of an audio/video calling app on one box.
@@ -27,6 +28,65 @@ pub enum Command {
     Healthcheck(HealthArgs),
     /// Measure an MQTT broker (this appliance or any other host:port).
     Bench(BenchArgs),
+    /// Instances (tenants) and their access keys.
+    Instance {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: InstanceCmd,
+        /// Data dir and output format.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Group IDs, their topic grants and P2P scope.
+    Group {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: GroupCmd,
+        /// Data dir and output format.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Parent topics.
+    Topic {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: TopicCmd,
+        /// Data dir and output format.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Per-device credentials (DeviceCredential mode).
+    Device {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: DeviceCmd,
+        /// Data dir and output format.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Tokens (Token mode).
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: TokenCmd,
+        /// Data dir and output format.
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+impl Command {
+    /// The provisioning command this is, if it is one.
+    pub fn admin(self) -> Result<(Admin, Target), Command> {
+        match self {
+            Command::Instance { cmd, target } => Ok((Admin::Instance(cmd), target)),
+            Command::Group { cmd, target } => Ok((Admin::Group(cmd), target)),
+            Command::Topic { cmd, target } => Ok((Admin::Topic(cmd), target)),
+            Command::Device { cmd, target } => Ok((Admin::Device(cmd), target)),
+            Command::Token { cmd, target } => Ok((Admin::Token(cmd), target)),
+            other => Err(other),
+        }
+    }
 }
 
 /// Flags of `serve` and `print-config`; each overrides the config file and

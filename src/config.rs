@@ -85,6 +85,13 @@ pub struct Limits {
     pub max_queue_len: usize,
     /// QoS 1/2 messages in flight per client.
     pub max_inflight: u16,
+    /// Authentication failures from one address (in 10 minutes) answered at
+    /// normal speed; later ones wait 250 ms, doubling.
+    pub auth_failures_before_delay: u32,
+    /// The longest such wait, in milliseconds.
+    pub auth_delay_max_ms: u64,
+    /// How long before a token expires its client gets `$SYS/tokenExpireNotice`.
+    pub token_expire_notice_secs: u64,
 }
 
 /// Start-up behaviour.
@@ -134,6 +141,9 @@ impl Default for Limits {
             session_expiry_secs: 3 * 24 * 3600,
             max_queue_len: 1000,
             max_inflight: 16,
+            auth_failures_before_delay: 5,
+            auth_delay_max_ms: 5000,
+            token_expire_notice_secs: 300,
         }
     }
 }

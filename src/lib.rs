@@ -6,6 +6,7 @@
 //! through which the controller sees uplinks and publishes downlinks, and
 //! the appliance around them (configuration, storage, HTTP).
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod bench;

@@ -10,7 +10,15 @@ use mqrtc::config::Config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+    let command = match cli
+        .command
+        .unwrap_or(Command::Serve(ServeArgs::default()))
+        .admin()
+    {
+        Ok((cmd, target)) => return admin(cmd, &target),
+        Err(other) => other,
+    };
+    match command {
         Command::Serve(args) => serve(&args),
         Command::PrintConfig(args) => match load(&args) {
             Ok(cfg) => {
@@ -21,6 +29,24 @@ fn main() -> ExitCode {
         },
         Command::Healthcheck(args) => runtime_block_on(healthcheck(args)),
         Command::Bench(args) => runtime_block_on(mqrtc::bench::run(args)),
+        _ => unreachable!("provisioning commands were handled above"),
+    }
+}
+
+fn admin(cmd: mqrtc::admin::Admin, target: &mqrtc::admin::Target) -> ExitCode {
+    match mqrtc::admin::run(cmd, target) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mqrtc: {e}");
+            ExitCode::from(match e {
+                mqrtc::store::StoreError::NotFound(_) => 3,
+                mqrtc::store::StoreError::Conflict(_) | mqrtc::store::StoreError::Invalid(_) => 2,
+                _ => 1,
+            })
+        }
     }
 }
 

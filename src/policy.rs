@@ -3,7 +3,7 @@
 //!
 //! No broker types here; `broker::hooks` maps the answers to MQTT reason codes.
 
-use crate::directory::{Directory, TopicRole};
+use crate::directory::{Directory, P2pScope, TopicRole};
 
 /// The limits the checks apply (from `config::Limits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,11 +174,97 @@ pub enum Route<'a> {
     P2p(&'a str),
 }
 
-/// May `who` publish `payload_len` bytes on `topic`?
+/// What a connection's credentials allow, on top of its group's permissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// Signature, DeviceCredential or `--dev`: the group's permissions apply.
+    Full,
+    /// Token mode: also only topics a valid token of the right type covers.
+    Tokens {
+        /// Resources of the R and RW tokens.
+        read: Vec<String>,
+        /// Resources of the W and RW tokens.
+        write: Vec<String>,
+    },
+}
+
+/// Whether token resource `resource` covers every topic `filter` can match.
+/// A bare parent topic (`rtc_up`) stands for all of it (`rtc_up/#`).
+pub fn covers(resource: &str, filter: &str) -> bool {
+    let owned;
+    let resource = if resource.contains('/') || resource == "#" {
+        resource
+    } else {
+        owned = format!("{resource}/#");
+        &owned
+    };
+    let mut r = resource.split('/');
+    let mut f = filter.split('/');
+    loop {
+        match (r.next(), f.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(l)) if l != "#" => {}
+            (Some(a), Some(b)) if a == b && b != "+" && b != "#" => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+fn token_allows(access: &Access, topic: &str, write: bool) -> Result<(), Refusal> {
+    let Access::Tokens {
+        read,
+        write: writes,
+    } = access
+    else {
+        return Ok(());
+    };
+    let (list, what) = if write {
+        (writes, "publish on")
+    } else {
+        (read, "subscribe to")
+    };
+    if list.iter().any(|r| covers(r, topic)) {
+        Ok(())
+    } else {
+        Err(refuse(
+            RefusalCode::NotAuthorized,
+            format!("no valid token allows it to {what} {topic}"),
+        ))
+    }
+}
+
+fn group_allows(
+    dir: &Directory,
+    who: &Principal,
+    parent: &str,
+    publish: bool,
+) -> Result<(), Refusal> {
+    let grants = dir.groups.get(&who.group).and_then(|g| g.grants.as_ref());
+    let Some(grants) = grants else { return Ok(()) };
+    match grants.get(parent) {
+        Some(g) if (publish && g.publish) || (!publish && g.subscribe) => Ok(()),
+        _ => Err(refuse(
+            RefusalCode::NotAuthorized,
+            format!(
+                "Group ID {} is not granted {} {parent}",
+                who.group,
+                if publish {
+                    "publishing on"
+                } else {
+                    "subscribing to"
+                }
+            ),
+        )),
+    }
+}
+
+/// May `who`, holding `access`, publish `payload_len` bytes on `topic`?
 pub fn check_publish<'t>(
     dir: &Directory,
     rules: &Rules,
     who: &Principal,
+    access: &Access,
     topic: &'t str,
     payload_len: usize,
 ) -> Result<Route<'t>, Refusal> {
@@ -209,6 +295,8 @@ pub fn check_publish<'t>(
         TopicShape::Plain { parent } => (parent, None),
     };
     let role = owned_role(dir, who, parent)?;
+    group_allows(dir, who, parent, true)?;
+    token_allows(access, topic, true)?;
     match (role, target) {
         (TopicRole::Downlink, _) => Err(refuse(
             RefusalCode::NotAuthorized,
@@ -226,11 +314,12 @@ pub fn check_publish<'t>(
     }
 }
 
-/// May `who` subscribe to `filter`?
+/// May `who`, holding `access`, subscribe to `filter`?
 pub fn check_subscribe(
     dir: &Directory,
     rules: &Rules,
     who: &Principal,
+    access: &Access,
     filter: &str,
 ) -> Result<(), Refusal> {
     check_topic_len(rules, filter)?;
@@ -243,6 +332,7 @@ pub fn check_subscribe(
     }
     let role = owned_role(dir, who, parent)?;
     match shape(filter) {
+        // Its own inbox is always fine: it can only receive what is sent to it.
         TopicShape::P2p { target, .. } if target == who.client_id => Ok(()),
         TopicShape::P2p { .. } | TopicShape::BadP2p => Err(refuse(
             RefusalCode::NotAuthorized,
@@ -251,7 +341,11 @@ pub fn check_subscribe(
         // `{parent}/#` matches P2P topic names too, but P2P messages never
         // reach wildcard subscribers, so it is allowed where plain
         // subscriptions are.
-        TopicShape::Plain { .. } => plain_subscribe_allowed(role, parent),
+        TopicShape::Plain { .. } => {
+            plain_subscribe_allowed(role, parent)?;
+            group_allows(dir, who, parent, false)?;
+            token_allows(access, filter, false)
+        }
     }
 }
 
@@ -300,11 +394,27 @@ fn check_p2p_target(
 ) -> Result<(), Refusal> {
     let parts = parse_client_id(target, rules.max_client_id_len)
         .map_err(|e| refuse(RefusalCode::TopicInvalid, format!("P2P target: {e}")))?;
-    match dir.group_instance(parts.group) {
-        Some(inst) if inst == who.instance => Ok(()),
-        _ => Err(refuse(
+    if dir.group_instance(parts.group) != Some(who.instance.as_str()) {
+        return Err(refuse(
             RefusalCode::NotAuthorized,
             format!("P2P target {target} is not a device of this instance"),
+        ));
+    }
+    let scope = dir
+        .groups
+        .get(&who.group)
+        .map(|g| g.p2p_scope)
+        .unwrap_or_default();
+    match scope {
+        P2pScope::Instance => Ok(()),
+        P2pScope::Group if parts.group == who.group => Ok(()),
+        P2pScope::Group => Err(refuse(
+            RefusalCode::NotAuthorized,
+            format!("Group ID {} may send P2P only within its group", who.group),
+        )),
+        P2pScope::None => Err(refuse(
+            RefusalCode::NotAuthorized,
+            format!("Group ID {} may not send P2P messages", who.group),
         )),
     }
 }

@@ -93,37 +93,73 @@ impl MessageBridge for EmbeddedBridge {
             return Err(BridgeError::Refused(format!("bad topic {:?}", msg.topic)));
         }
         let expiry = msg.expiry.unwrap_or(self.default_expiry);
-        let secs = u32::try_from(expiry.as_secs().max(1)).unwrap_or(u32::MAX);
-        let props = PublishProperties {
-            message_expiry_interval: NonZeroU32::new(secs),
-            ..Default::default()
-        };
-        let p = CodecPublish {
-            dup: false,
-            retain: false,
-            qos: QoS::AtLeastOnce,
-            topic: msg.topic.into(),
-            packet_id: None,
-            payload: msg.payload,
-            properties: Some(props),
-        };
-        let p: Publish = Publish::from(p).create_time(rmqtt::utils::timestamp_millis());
-        let id = Id::new(
-            self.scx.node.id(),
-            0,
-            None,
-            None,
-            CONTROLLER_CLIENT_ID.into(),
-            None,
-        );
-        let from = From::from_system(id);
-        let hooks = self.scx.extends.hook_mgr();
-        let p = hooks
-            .message_publish(None, from.clone(), &p)
-            .await
-            .unwrap_or(p);
-        SessionState::forwards(&self.scx, from, p, false, None)
-            .await
-            .map_err(|e| BridgeError::Broker(e.to_string()))
+        send(&self.scx, msg.topic, msg.payload, expiry, None).await
+    }
+}
+
+/// Publishes QoS 1 from inside the process; `target` sends it to that one
+/// client whatever the topic (P2P topics get their target from the hooks).
+async fn send(
+    scx: &ServerContext,
+    topic: String,
+    payload: bytes::Bytes,
+    expiry: Duration,
+    target: Option<&str>,
+) -> Result<(), BridgeError> {
+    let secs = u32::try_from(expiry.as_secs().max(1)).unwrap_or(u32::MAX);
+    let props = PublishProperties {
+        message_expiry_interval: NonZeroU32::new(secs),
+        ..Default::default()
+    };
+    let p = CodecPublish {
+        dup: false,
+        retain: false,
+        qos: QoS::AtLeastOnce,
+        topic: topic.into(),
+        packet_id: None,
+        payload,
+        properties: Some(props),
+    };
+    let mut p: Publish = Publish::from(p).create_time(rmqtt::utils::timestamp_millis());
+    let id = Id::new(
+        scx.node.id(),
+        0,
+        None,
+        None,
+        CONTROLLER_CLIENT_ID.into(),
+        None,
+    );
+    let from = From::from_system(id);
+    let hooks = scx.extends.hook_mgr();
+    p = hooks
+        .message_publish(None, from.clone(), &p)
+        .await
+        .unwrap_or(p);
+    if let Some(t) = target {
+        p.target_clientid = Some(t.into());
+    }
+    SessionState::forwards(scx, from, p, false, None)
+        .await
+        .map_err(|e| BridgeError::Broker(e.to_string()))
+}
+
+/// A broker notice (such as `$SYS/tokenExpireNotice`) to one client; it
+/// needs no subscription. Failures are logged: a notice is best effort.
+pub(crate) async fn notify(
+    scx: &ServerContext,
+    client_id: &str,
+    topic: &str,
+    payload: bytes::Bytes,
+) {
+    if let Err(e) = send(
+        scx,
+        topic.to_string(),
+        payload,
+        Duration::from_secs(600),
+        Some(client_id),
+    )
+    .await
+    {
+        tracing::warn!(client_id, topic, "notice not sent: {e}");
     }
 }

@@ -1,6 +1,6 @@
-//! rmqtt hook handler: authentication, ACL, P2P routing, the bridge tap and
-//! drop accounting. The decisions come from `auth` and `policy`; this file
-//! only translates them to and from rmqtt's types.
+//! rmqtt hook handler: authentication, ACL, P2P routing, token upload, the
+//! bridge tap and drop accounting. The decisions come from `auth` and
+//! `policy`; this file only translates them to and from rmqtt's types.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use rmqtt::codec::v3::ConnectAckReason as AckV3;
 use rmqtt::codec::v5::{ConnectAckReason as AckV5, PublishAckReason, SubscribeAckReason};
+use rmqtt::context::ServerContext;
 use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType};
 use rmqtt::session::Session;
 use rmqtt::types::{
@@ -15,43 +16,44 @@ use rmqtt::types::{
     PublishResult, QoS, Reason, Subscribe, SubscribeAclResult,
 };
 
-use super::bridge::Tap;
-use super::stats::{bump, BrokerStats};
+use super::conns::{BrokerState, Conn, UploadRefusal};
+use super::stats::bump;
 use crate::auth::{self, ConnectRefusal, Credentials};
 use crate::bridge::{BridgeEvent, Uplink};
-use crate::directory::SharedDirectory;
-use crate::policy::{self, Principal, Refusal, RefusalCode, Rules};
+use crate::policy::{self, Refusal, RefusalCode};
 
-/// The client id a refused will is redirected to: no session can have it
-/// (it is not a valid client id under the conventions), so it is dropped.
+/// The client id a refused will (or an uploaded token) is redirected to: no
+/// session can have it (it is not a valid client id), so it is dropped.
 const VOID_CLIENT_ID: &str = "$mqrtc/void";
 
-/// Everything the hooks consult (cheap to clone: one per hook type).
+/// Client ids of the appliance's own CONNECT probes (never valid client ids).
+pub const PROBE_PREFIX: &str = "$mqrtc/";
+
+/// Where a Token-mode client sends a fresh token (the cloud service's topic).
+pub(crate) const UPLOAD_TOKEN_TOPIC: &str = "$SYS/uploadToken";
+
+/// The hook handler (cheap to clone: one per hook type).
 #[derive(Clone)]
 pub(crate) struct Hooks {
-    pub standard: bool,
-    pub rules: Rules,
-    pub directory: Arc<SharedDirectory>,
-    pub tap: Arc<Tap>,
-    pub stats: Arc<BrokerStats>,
+    pub state: Arc<BrokerState>,
+    pub scx: ServerContext,
 }
 
 #[async_trait]
 impl Handler for Hooks {
     async fn hook(&self, param: &Parameter, acc: Option<HookResult>) -> ReturnType {
         match param {
-            Parameter::ClientAuthenticate(ci) => {
-                (false, Some(HookResult::AuthResult(self.authenticate(ci))))
-            }
+            Parameter::ClientAuthenticate(ci) => (
+                false,
+                Some(HookResult::AuthResult(self.authenticate(ci).await)),
+            ),
             Parameter::ClientConnack(ci, code) => match self.refine_connack(ci, code) {
                 Some(c) => (false, Some(HookResult::ConnectAckReason(c))),
                 None => (true, acc),
             },
             Parameter::ClientSubscribeCheckAcl(s, sub) => (
                 false,
-                Some(HookResult::SubscribeAclResult(
-                    self.check_subscribe(s, sub).await,
-                )),
+                Some(HookResult::SubscribeAclResult(self.check_subscribe(s, sub))),
             ),
             Parameter::MessagePublishCheckAcl(s, p) => (
                 false,
@@ -62,9 +64,10 @@ impl Handler for Hooks {
                 None => (true, acc),
             },
             Parameter::ClientConnected(s) => {
-                bump(&self.stats.connects);
+                bump(&self.state.stats.connects);
                 let client_id = s.id.client_id.to_string();
-                self.tap
+                self.state
+                    .tap
                     .send(BridgeEvent::Connected {
                         client_id,
                         at: SystemTime::now(),
@@ -74,12 +77,13 @@ impl Handler for Hooks {
             }
             Parameter::ClientDisconnected(s, reason) => {
                 let client_id = s.id.client_id.to_string();
+                self.state.conns.remove(&client_id, s.id.create_time);
                 let ev = BridgeEvent::Disconnected {
                     client_id,
                     reason: reason.to_string(),
                     at: SystemTime::now(),
                 };
-                self.tap.send(ev).await;
+                self.state.tap.send(ev).await;
                 (true, acc)
             }
             Parameter::MessageDropped(to, _from, p, reason) => {
@@ -92,21 +96,50 @@ impl Handler for Hooks {
 }
 
 impl Hooks {
-    fn authenticate(&self, ci: &ConnectInfo) -> AuthResult {
-        if self.standard {
+    async fn authenticate(&self, ci: &ConnectInfo) -> AuthResult {
+        let st = &self.state;
+        if st.standard {
             return AuthResult::Allow(false, None);
         }
-        let dir = self.directory.get();
+        let mut dir = st.directory.get();
         let creds = Credentials {
             client_id: ci.client_id(),
             username: ci.username().map(|u| &u[..]),
             password: ci.password().map(|p| &p[..]),
         };
-        let principal = match auth::authenticate(&dir, self.rules.max_client_id_len, creds) {
-            Ok(p) => p,
+        let ip = ci.id().remote_addr.map(|a| a.ip());
+        let mut result =
+            auth::authenticate(&dir, st.rules.max_client_id_len, creds, super::unix_now());
+        if let (
+            Err(ConnectRefusal::BadCredentials(_) | ConnectRefusal::BadClientId(_)),
+            Some(src),
+        ) = (&result, &st.source)
+        {
+            // Perhaps provisioned a moment ago: look again before refusing.
+            if let Some(fresh) = src.changed().await {
+                st.directory.set(fresh);
+                bump(&st.stats.directory_reloads);
+                super::watch::end_revoked(&self.scx, st).await;
+                dir = st.directory.get();
+                result =
+                    auth::authenticate(&dir, st.rules.max_client_id_len, creds, super::unix_now());
+            }
+        }
+        let authed = match result {
+            Ok(a) => a,
+            // The appliance's own readiness and health probes.
+            Err(_) if ci.client_id().starts_with(PROBE_PREFIX) => return AuthResult::NotAuthorized,
             Err(e) => {
-                let n = bump(&self.stats.auth_failures);
-                tracing::info!(client_id = %ci.client_id(), remote = ?ci.id().remote_addr, total = n, "connect refused: {e}");
+                let n = bump(&st.stats.auth_failures);
+                tracing::info!(client_id = %ci.client_id(), remote = ?ip, total = n, "connect refused: {e}");
+                if let (ConnectRefusal::BadCredentials(_), Some(ip)) = (&e, ip) {
+                    let delay = st.tarpit.failure(ip);
+                    if !delay.is_zero() {
+                        bump(&st.stats.auth_delays);
+                        tracing::warn!(%ip, ?delay, "repeated authentication failures: answering slowly");
+                        tokio::time::sleep(delay).await;
+                    }
+                }
                 return match e {
                     ConnectRefusal::BadCredentials(_) => AuthResult::BadUsernameOrPassword,
                     ConnectRefusal::BadClientId(_) | ConnectRefusal::NotAuthorized(_) => {
@@ -116,12 +149,24 @@ impl Hooks {
             }
         };
         if let Some((topic, len)) = ci.last_will().map(will_topic_and_len) {
-            if let Err(r) = policy::check_publish(&dir, &self.rules, &principal, topic, len) {
-                bump(&self.stats.will_refusals);
+            let access = auth::access(&dir, &authed.credential, super::unix_now());
+            if let Err(r) =
+                policy::check_publish(&dir, &st.rules, &authed.principal, &access, topic, len)
+            {
+                bump(&st.stats.will_refusals);
                 tracing::info!(client_id = %ci.client_id(), will_topic = topic, "connect refused: will not allowed: {}", r.reason);
                 return AuthResult::NotAuthorized;
             }
         }
+        if let Some(ip) = ip {
+            st.tarpit.success(ip);
+        }
+        st.conns.insert(Conn {
+            since: ci.id().create_time,
+            principal: authed.principal,
+            credential: authed.credential,
+            expire_noticed: false,
+        });
         AuthResult::Allow(false, None)
     }
 
@@ -131,46 +176,32 @@ impl Hooks {
         ci: &ConnectInfo,
         code: &ConnectAckReason,
     ) -> Option<ConnectAckReason> {
-        if self.standard || code.success() {
+        if self.state.standard || code.success() {
             return None;
         }
-        let dir = self.directory.get();
-        let bad_id = match policy::parse_client_id(ci.client_id(), self.rules.max_client_id_len) {
-            Err(_) => true,
-            Ok(parts) => dir.group_instance(parts.group).is_none(),
-        };
-        if !bad_id {
-            return None;
-        }
-        Some(match code {
+        let dir = self.state.directory.get();
+        let bad_id =
+            match policy::parse_client_id(ci.client_id(), self.state.rules.max_client_id_len) {
+                Err(_) => true,
+                Ok(parts) => dir.group_instance(parts.group).is_none(),
+            };
+        bad_id.then_some(match code {
             ConnectAckReason::V3(_) => ConnectAckReason::V3(AckV3::IdentifierRejected),
             ConnectAckReason::V5(_) => ConnectAckReason::V5(AckV5::ClientIdentifierNotValid),
         })
     }
 
-    fn principal(&self, client_id: &str) -> Option<Principal> {
-        let parts = policy::parse_client_id(client_id, self.rules.max_client_id_len).ok()?;
-        let instance = self
-            .directory
-            .get()
-            .group_instance(parts.group)?
-            .to_string();
-        Some(Principal {
-            client_id: client_id.into(),
-            group: parts.group.into(),
-            instance,
-        })
-    }
-
-    async fn check_subscribe(&self, s: &Session, sub: &Subscribe) -> SubscribeAclResult {
+    fn check_subscribe(&self, s: &Session, sub: &Subscribe) -> SubscribeAclResult {
+        let st = &self.state;
         let qos = sub.opts.qos();
-        if self.standard {
+        if st.standard {
             return SubscribeAclResult::new_success(qos, None);
         }
-        let verdict = match self.principal(&s.id.client_id) {
+        let dir = st.directory.get();
+        let verdict = match st.conns.access(&s.id.client_id, &dir) {
             None => Err(no_principal()),
-            Some(who) => {
-                policy::check_subscribe(&self.directory.get(), &self.rules, &who, &sub.topic_filter)
+            Some((who, access)) => {
+                policy::check_subscribe(&dir, &st.rules, &who, &access, &sub.topic_filter)
             }
         };
         match verdict {
@@ -178,7 +209,7 @@ impl Hooks {
             // granting QoS 1 is how MQTT says so.
             Ok(()) => SubscribeAclResult::new_success(qos.min(QoS::AtLeastOnce), None),
             Err(r) => {
-                let n = bump(&self.stats.subscribe_refusals);
+                let n = bump(&st.stats.subscribe_refusals);
                 tracing::info!(client_id = %s.id.client_id, filter = %sub.topic_filter, total = n, "subscribe refused: {}", r.reason);
                 SubscribeAclResult::new_failure(match r.code {
                     RefusalCode::TopicInvalid => SubscribeAckReason::TopicFilterInvalid,
@@ -191,43 +222,79 @@ impl Hooks {
 
     /// The publish ACL for `client_id` (a client or the owner of a will).
     fn may_publish(&self, client_id: &str, p: &Publish) -> Result<(), Refusal> {
-        let who = self.principal(client_id).ok_or_else(no_principal)?;
-        let dir = self.directory.get();
-        policy::check_publish(&dir, &self.rules, &who, &p.topic, p.payload.len()).map(|_| ())
+        let st = &self.state;
+        let dir = st.directory.get();
+        let (who, access) = st.conns.access(client_id, &dir).ok_or_else(no_principal)?;
+        policy::check_publish(&dir, &st.rules, &who, &access, &p.topic, p.payload.len()).map(|_| ())
     }
 
     async fn check_publish(&self, s: &Session, p: &Publish) -> PublishAclResult {
-        if !self.standard {
-            if let Err(r) = self.may_publish(&s.id.client_id, p) {
-                let n = bump(&self.stats.publish_refusals);
-                tracing::info!(client_id = %s.id.client_id, topic = %p.topic, total = n, "publish refused: {}", r.reason);
-                // 3.1.1 has no way to refuse but closing the connection; a
-                // v5 QoS 0 publish has no PUBACK, so it gets a DISCONNECT.
-                let v3 = s
-                    .connect_info()
-                    .await
-                    .map(|c| c.proto_ver() < 5)
-                    .unwrap_or(true);
-                let disconnect = v3 || p.qos == QoS::AtMostOnce;
-                let code = match r.code {
-                    RefusalCode::NotAuthorized => PublishAckReason::NotAuthorized,
-                    RefusalCode::TopicInvalid => PublishAckReason::TopicNameInvalid,
-                    RefusalCode::PayloadTooLarge => PublishAckReason::QuotaExceeded,
-                };
-                return PublishAclResult(PublishResult::reason_code(
-                    code,
-                    Some(r.reason.into()),
-                    disconnect,
-                ));
-            }
+        let st = &self.state;
+        if st.standard {
+            self.tap_uplink(&s.id.client_id, p, false).await;
+            return PublishAclResult::allow();
         }
-        self.tap_uplink(&s.id.client_id, p, false).await;
+        let verdict = if p.topic == UPLOAD_TOKEN_TOPIC {
+            self.upload_token(s, p).await
+        } else {
+            self.may_publish(&s.id.client_id, p)
+        };
+        if let Err(r) = verdict {
+            let n = bump(&st.stats.publish_refusals);
+            tracing::info!(client_id = %s.id.client_id, topic = %p.topic, total = n, "publish refused: {}", r.reason);
+            // 3.1.1 has no way to refuse but closing the connection; a v5
+            // QoS 0 publish has no PUBACK, so it gets a DISCONNECT.
+            let v3 = s
+                .connect_info()
+                .await
+                .map(|c| c.proto_ver() < 5)
+                .unwrap_or(true);
+            let disconnect = v3 || p.qos == QoS::AtMostOnce;
+            let code = match r.code {
+                RefusalCode::NotAuthorized => PublishAckReason::NotAuthorized,
+                RefusalCode::TopicInvalid => PublishAckReason::TopicNameInvalid,
+                RefusalCode::PayloadTooLarge => PublishAckReason::QuotaExceeded,
+            };
+            return PublishAclResult(PublishResult::reason_code(
+                code,
+                Some(r.reason.into()),
+                disconnect,
+            ));
+        }
+        if p.topic != UPLOAD_TOKEN_TOPIC {
+            self.tap_uplink(&s.id.client_id, p, false).await;
+        }
         PublishAclResult::allow()
     }
 
+    /// `$SYS/uploadToken`: swaps a Token-mode connection's token of one type.
+    /// A refused token also gets `$SYS/tokenInvalidNotice`, as in the cloud.
+    async fn upload_token(&self, s: &Session, p: &Publish) -> Result<(), Refusal> {
+        let dir = self.state.directory.get();
+        match self
+            .state
+            .conns
+            .upload_token(&s.id.client_id, &p.payload, &dir, super::unix_now())
+        {
+            Ok(()) => {
+                tracing::info!(client_id = %s.id.client_id, "token updated");
+                Ok(())
+            }
+            Err(e) => {
+                if let UploadRefusal::Invalid(problem) = &e {
+                    super::notify_token_invalid(&self.scx, &s.id.client_id, *problem).await;
+                }
+                Err(Refusal {
+                    code: RefusalCode::NotAuthorized,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+
     async fn tap_uplink(&self, sender: &str, p: &Publish, is_will: bool) {
-        bump(&self.stats.uplinks);
-        if !self.tap.wants(&p.topic) {
+        bump(&self.state.stats.uplinks);
+        if !self.state.tap.wants(&p.topic) {
             return;
         }
         let up = Uplink {
@@ -238,24 +305,24 @@ impl Hooks {
             is_will,
             received_at: SystemTime::now(),
         };
-        self.tap.send(BridgeEvent::Uplink(up)).await;
+        self.state.tap.send(BridgeEvent::Uplink(up)).await;
     }
 
     /// P2P routing for every publish (clients, wills, in-process), and the
     /// publish ACL for wills, whose path skips `MessagePublishCheckAcl`.
     async fn route(&self, from: &From, p: &Publish) -> Option<Publish> {
-        if self.standard {
+        if self.state.standard {
             return None;
+        }
+        if p.topic == UPLOAD_TOKEN_TOPIC {
+            return Some(void(p));
         }
         if matches!(from.typ(), FromType::LastWill) {
             let sender = from.id.client_id.to_string();
             if let Err(r) = self.may_publish(&sender, p) {
-                bump(&self.stats.will_refusals);
+                bump(&self.state.stats.will_refusals);
                 tracing::warn!(client_id = %sender, topic = %p.topic, "will dropped: {}", r.reason);
-                let mut void = p.clone();
-                void.retain = false;
-                void.target_clientid = Some(VOID_CLIENT_ID.into());
-                return Some(void);
+                return Some(void(p));
             }
             self.tap_uplink(&sender, p, true).await;
         }
@@ -268,9 +335,10 @@ impl Hooks {
     }
 
     fn count_drop(&self, to: Option<&str>, topic: &str, reason: &Reason) {
+        let stats = &self.state.stats;
         match reason {
             Reason::MessageQueueFull => {
-                let n = bump(&self.stats.queue_full_drops);
+                let n = bump(&stats.queue_full_drops);
                 tracing::warn!(
                     client_id = to.unwrap_or("-"),
                     topic,
@@ -279,7 +347,7 @@ impl Hooks {
                 );
             }
             Reason::MessageExpiration => {
-                bump(&self.stats.expired_drops);
+                bump(&stats.expired_drops);
                 tracing::debug!(
                     client_id = to.unwrap_or("-"),
                     topic,
@@ -288,18 +356,27 @@ impl Hooks {
             }
             // Refused publishes were counted where they were refused.
             Reason::PublishResult(_) => {}
+            _ if to == Some(VOID_CLIENT_ID) => {}
             other => {
-                bump(&self.stats.other_drops);
+                bump(&stats.other_drops);
                 tracing::debug!(client_id = to.unwrap_or("-"), topic, reason = %other, "message dropped");
             }
         }
     }
 }
 
+/// A copy of `p` that goes nowhere.
+fn void(p: &Publish) -> Publish {
+    let mut v = p.clone();
+    v.retain = false;
+    v.target_clientid = Some(VOID_CLIENT_ID.into());
+    v
+}
+
 fn no_principal() -> Refusal {
     Refusal {
         code: RefusalCode::NotAuthorized,
-        reason: "the client's Group ID is no longer provisioned".into(),
+        reason: "the connection's credentials are no longer valid".into(),
     }
 }
 

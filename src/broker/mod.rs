@@ -6,9 +6,11 @@
 //! rmqtt's session-storage plugin) and the bridge the controller uses.
 
 mod bridge;
+mod conns;
 mod hooks;
 mod retain;
 mod stats;
+mod watch;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU16;
@@ -38,6 +40,16 @@ pub const SESSION_FLUSH_MS: u64 = 10;
 /// The session-storage plugin's executor; created here first with one
 /// worker so queued messages are written (and come back) in order.
 const OFFLINE_EXEC: (&str, usize, usize) = ("SESSION_STORAGE_OFFLINE_EXEC", 1, 1_000_000);
+
+/// Where a newer provisioning snapshot can come from. The broker asks it
+/// before refusing a CONNECT for an unknown group or credential, so a
+/// credential created a moment ago (by the CLI, in another process) works
+/// at once.
+#[async_trait::async_trait]
+pub trait DirectorySource: Send + Sync {
+    /// A new snapshot if provisioning changed since the last call.
+    async fn changed(&self) -> Option<crate::directory::Directory>;
+}
 
 /// What the broker needs to start.
 #[derive(Debug, Clone)]
@@ -99,6 +111,7 @@ pub struct Broker {
     stats: Arc<BrokerStats>,
     bridge: Arc<EmbeddedBridge>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    state: Arc<conns::BrokerState>,
 }
 
 impl Broker {
@@ -108,6 +121,7 @@ impl Broker {
     pub async fn start(
         s: BrokerSettings,
         directory: Arc<SharedDirectory>,
+        source: Option<Arc<dyn DirectorySource>>,
     ) -> Result<Broker, BrokerError> {
         let scx = context(&s).await?;
         let _ = scx.get_exec(OFFLINE_EXEC);
@@ -128,7 +142,7 @@ impl Broker {
 
         let stats = Arc::new(BrokerStats::default());
         let tap = Arc::new(bridge::Tap::default());
-        let hooks = hooks::Hooks {
+        let state = Arc::new(conns::BrokerState {
             standard: s.standard_mqtt,
             rules: Rules {
                 max_client_id_len: s.limits.max_client_id_len,
@@ -138,8 +152,22 @@ impl Broker {
             directory,
             tap: tap.clone(),
             stats: stats.clone(),
-        };
-        register_hooks(&scx, hooks).await;
+            conns: conns::Conns::default(),
+            source,
+            tarpit: conns::Tarpit::new(
+                s.limits.auth_failures_before_delay,
+                Duration::from_secs(600),
+                Duration::from_millis(s.limits.auth_delay_max_ms),
+            ),
+        });
+        register_hooks(
+            &scx,
+            hooks::Hooks {
+                state: state.clone(),
+                scx: scx.clone(),
+            },
+        )
+        .await;
 
         let (server, ports) = bind_listeners(&scx, &s)?;
         let mut tasks = vec![tokio::spawn(async move {
@@ -153,6 +181,14 @@ impl Broker {
                 retained.purge().await;
             }
         }));
+        if !s.standard_mqtt {
+            let notice = Duration::from_secs(s.limits.token_expire_notice_secs);
+            tasks.push(tokio::spawn(watch::credentials(
+                scx.clone(),
+                state.clone(),
+                notice,
+            )));
+        }
         let bridge = Arc::new(EmbeddedBridge {
             scx: scx.clone(),
             tap,
@@ -164,6 +200,7 @@ impl Broker {
             stats,
             bridge,
             tasks,
+            state,
         })
     }
 
@@ -185,6 +222,15 @@ impl Broker {
     /// The bridge for the controller.
     pub fn bridge(&self) -> Arc<dyn MessageBridge> {
         self.bridge.clone()
+    }
+
+    /// Installs a new provisioning snapshot and ends the connections whose
+    /// group or credential it no longer has (v5: DISCONNECT 0x87 with why).
+    /// Returns how many were ended.
+    pub async fn replace_directory(&self, d: crate::directory::Directory) -> usize {
+        self.state.directory.set(d);
+        stats::bump(&self.stats.directory_reloads);
+        watch::end_revoked(&self.scx, &self.state).await
     }
 
     /// Ends the connection of every client whose id satisfies `pred`
@@ -363,4 +409,32 @@ fn bind_listeners(
         wss: bound[3],
     };
     Ok((server.build(), ports))
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// Ends one client's connection with `reason` (no-op if it is not connected).
+pub(crate) async fn close_client(scx: &ServerContext, client_id: &str, reason: Reason) -> bool {
+    let id = rmqtt::types::Id::new(scx.node.id(), 0, None, None, client_id.into(), None);
+    let entry = scx.extends.shared().await.entry(id);
+    match entry.tx() {
+        Some(tx) => tx.unbounded_send(Message::Closed(reason)).is_ok(),
+        None => false,
+    }
+}
+
+/// `$SYS/tokenInvalidNotice` to one client, as the cloud service sends it.
+pub(crate) async fn notify_token_invalid(
+    scx: &ServerContext,
+    client_id: &str,
+    p: crate::auth::TokenProblem,
+) {
+    let body = serde_json::json!({ "code": p.code, "type": p.kind.as_str() }).to_string();
+    bridge::notify(scx, client_id, "$SYS/tokenInvalidNotice", body.into()).await;
 }

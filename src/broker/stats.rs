@@ -10,6 +10,9 @@ use serde::Serialize;
 pub struct BrokerStats {
     pub(crate) connects: AtomicU64,
     pub(crate) auth_failures: AtomicU64,
+    pub(crate) auth_delays: AtomicU64,
+    pub(crate) revoked_connections: AtomicU64,
+    pub(crate) directory_reloads: AtomicU64,
     pub(crate) subscribe_refusals: AtomicU64,
     pub(crate) publish_refusals: AtomicU64,
     pub(crate) will_refusals: AtomicU64,
@@ -26,6 +29,12 @@ pub struct StatsSnapshot {
     pub connects: u64,
     /// CONNECTs refused by authentication.
     pub auth_failures: u64,
+    /// Refusals answered slowly because of repeated failures from one address.
+    pub auth_delays: u64,
+    /// Connections ended because their group or credential was revoked or expired.
+    pub revoked_connections: u64,
+    /// Provisioning snapshots loaded after start-up.
+    pub directory_reloads: u64,
     /// Topic filters refused by the ACL.
     pub subscribe_refusals: u64,
     /// PUBLISHes refused by the ACL or limits.
@@ -53,6 +62,9 @@ impl BrokerStats {
         StatsSnapshot {
             connects: r(&self.connects),
             auth_failures: r(&self.auth_failures),
+            auth_delays: r(&self.auth_delays),
+            revoked_connections: r(&self.revoked_connections),
+            directory_reloads: r(&self.directory_reloads),
             subscribe_refusals: r(&self.subscribe_refusals),
             publish_refusals: r(&self.publish_refusals),
             will_refusals: r(&self.will_refusals),

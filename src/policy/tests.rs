@@ -16,7 +16,7 @@ fn dir() -> Directory {
         ("GID_web", "demo"),
         ("GID_other", "other"),
     ] {
-        d.groups.insert(g.into(), i.into());
+        d.add_group(g, i);
     }
     for (t, i, role) in [
         ("rtc_up", "demo", TopicRole::Uplink),
@@ -107,18 +107,22 @@ fn shapes_and_counted_length() {
 fn publish_rules() {
     let (d, r, a) = (dir(), rules(), alice());
     assert_eq!(
-        check_publish(&d, &r, &a, "rtc_up/call", 10),
+        check_publish(&d, &r, &a, &Access::Full, "rtc_up/call", 10),
         Ok(Route::Topic)
     );
     assert_eq!(
-        check_publish(&d, &r, &a, "rtc_event/quality", 10),
+        check_publish(&d, &r, &a, &Access::Full, "rtc_event/quality", 10),
         Ok(Route::Topic)
     );
     assert_eq!(
-        check_publish(&d, &r, &a, "rtc_event/p2p/GID_web@@@bob", 10),
+        check_publish(&d, &r, &a, &Access::Full, "rtc_event/p2p/GID_web@@@bob", 10),
         Ok(Route::P2p("GID_web@@@bob"))
     );
-    let code = |t: &str, n: usize| check_publish(&d, &r, &a, t, n).unwrap_err().code;
+    let code = |t: &str, n: usize| {
+        check_publish(&d, &r, &a, &Access::Full, t, n)
+            .unwrap_err()
+            .code
+    };
     assert_eq!(
         code("rtc_down/p2p/GID_web@@@bob", 1),
         RefusalCode::NotAuthorized,
@@ -147,7 +151,7 @@ fn publish_rules() {
         RefusalCode::PayloadTooLarge
     );
     assert!(
-        check_publish(&d, &r, &a, "rtc_up/x", 64 * 1024).is_ok(),
+        check_publish(&d, &r, &a, &Access::Full, "rtc_up/x", 64 * 1024).is_ok(),
         "exactly the limit is fine"
     );
     let long = format!("rtc_up/{}", "x".repeat(60));
@@ -161,13 +165,13 @@ fn p2p_topics_with_long_client_ids_fit() {
     assert_eq!(target.len(), 64);
     let topic = format!("rtc_event/p2p/{target}");
     assert!(topic.len() > 64);
-    assert!(check_publish(&d, &r, &a, &topic, 1).is_ok());
+    assert!(check_publish(&d, &r, &a, &Access::Full, &topic, 1).is_ok());
 }
 
 #[test]
 fn subscribe_rules() {
     let (d, r, a) = (dir(), rules(), alice());
-    let ok = |f: &str| check_subscribe(&d, &r, &a, f).is_ok();
+    let ok = |f: &str| check_subscribe(&d, &r, &a, &Access::Full, f).is_ok();
     assert!(ok("rtc_event/room1/#"));
     assert!(ok("rtc_event/#"));
     assert!(ok("rtc_down/p2p/GID_demo@@@alice"), "own inbox");
@@ -185,4 +189,83 @@ fn subscribe_rules() {
     assert!(!ok("rtc_down/news"), "downlink only as P2P");
     assert!(!ok("theirs/#"));
     assert!(!ok("nope/x"));
+}
+
+#[test]
+fn token_resources_cover_filters() {
+    assert!(covers("rtc_up", "rtc_up/call"));
+    assert!(covers("rtc_up", "rtc_up"));
+    assert!(covers("rtc_event/#", "rtc_event/room/1"));
+    assert!(covers("rtc_event/+/x", "rtc_event/a/x"));
+    assert!(covers("rtc_event/+/x", "rtc_event/+/x"));
+    assert!(
+        !covers("rtc_event/+/x", "rtc_event/#"),
+        "a wider filter is not covered"
+    );
+    assert!(!covers("rtc_event/a", "rtc_event/+"));
+    assert!(!covers("rtc_up", "rtc_upx/call"));
+    assert!(covers("#", "anything/at/all"));
+}
+
+#[test]
+fn tokens_limit_what_a_connection_may_do() {
+    let (d, r, a) = (dir(), rules(), alice());
+    let read_only = Access::Tokens {
+        read: vec!["rtc_event".into()],
+        write: vec![],
+    };
+    assert!(check_subscribe(&d, &r, &a, &read_only, "rtc_event/room/#").is_ok());
+    let e = check_publish(&d, &r, &a, &read_only, "rtc_event/room", 1).unwrap_err();
+    assert_eq!(e.code, RefusalCode::NotAuthorized, "R token cannot publish");
+    let write_up = Access::Tokens {
+        read: vec![],
+        write: vec!["rtc_up/#".into()],
+    };
+    assert!(check_publish(&d, &r, &a, &write_up, "rtc_up/call", 1).is_ok());
+    assert!(
+        check_publish(&d, &r, &a, &write_up, "rtc_event/x", 1).is_err(),
+        "outside the token's resources"
+    );
+    assert!(
+        check_subscribe(&d, &r, &a, &write_up, "rtc_event/#").is_err(),
+        "W token cannot subscribe"
+    );
+    assert!(
+        check_subscribe(&d, &r, &a, &write_up, "rtc_down/p2p/GID_demo@@@alice").is_ok(),
+        "own inbox"
+    );
+}
+
+#[test]
+fn group_grants_and_p2p_scope() {
+    let (mut d, r, a) = (dir(), rules(), alice());
+    let mut grants = std::collections::HashMap::new();
+    grants.insert(
+        "rtc_up".to_string(),
+        crate::directory::Grant {
+            publish: true,
+            subscribe: false,
+        },
+    );
+    grants.insert(
+        "rtc_event".to_string(),
+        crate::directory::Grant {
+            publish: false,
+            subscribe: true,
+        },
+    );
+    d.groups.get_mut("GID_demo").unwrap().grants = Some(grants);
+    let full = Access::Full;
+    assert!(check_publish(&d, &r, &a, &full, "rtc_up/x", 1).is_ok());
+    assert!(
+        check_publish(&d, &r, &a, &full, "rtc_event/x", 1).is_err(),
+        "event not granted for publish"
+    );
+    assert!(check_subscribe(&d, &r, &a, &full, "rtc_event/#").is_ok());
+    d.groups.get_mut("GID_demo").unwrap().grants = None;
+    d.groups.get_mut("GID_demo").unwrap().p2p_scope = crate::directory::P2pScope::Group;
+    assert!(check_publish(&d, &r, &a, &full, "rtc_event/p2p/GID_demo@@@bob", 1).is_ok());
+    assert!(check_publish(&d, &r, &a, &full, "rtc_event/p2p/GID_web@@@bob", 1).is_err());
+    d.groups.get_mut("GID_demo").unwrap().p2p_scope = crate::directory::P2pScope::None;
+    assert!(check_publish(&d, &r, &a, &full, "rtc_event/p2p/GID_demo@@@bob", 1).is_err());
 }

@@ -9,15 +9,21 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::directory::{AccessKey, Directory, ParentTopic, TopicRole};
-
+mod credentials;
+mod load;
 mod provision;
+mod secrets;
 
+pub use credentials::{NewDeviceCredential, NewToken};
 pub use provision::{DemoTenant, NewAccessKey, DEMO_INSTANCE};
+pub use secrets::{token_hash, MasterKey};
 
 /// Migrations in order; the database keeps the number of the last applied
 /// one in `PRAGMA user_version`.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_credentials.sql"),
+];
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -39,34 +45,65 @@ pub enum StoreError {
     /// A name that must be new is already taken, or one that must exist is not.
     #[error("{0}")]
     Conflict(String),
+    /// Nothing has that name.
+    #[error("{0}")]
+    NotFound(String),
+    /// A value given is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file next to the database (the master key) could not be used.
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
 }
 
 /// The appliance's SQLite database.
 pub struct Store {
     conn: Mutex<Connection>,
+    key: MasterKey,
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `path`.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    /// Opens (creating if needed) and migrates the database at `path`;
+    /// `key` encrypts the secrets in it.
+    pub fn open(path: &Path, key: MasterKey) -> Result<Store, StoreError> {
         let conn = Connection::open(path)?;
-        Self::setup(conn)
+        Self::setup(conn, key)
+    }
+
+    /// Opens the database of a data dir with the master key beside it
+    /// (`mqrtc.sqlite` and `master.key`, the latter created if missing).
+    pub fn open_dir(data_dir: &Path) -> Result<Store, StoreError> {
+        let key = MasterKey::load_or_create(&data_dir.join("master.key"))?;
+        Self::open(&data_dir.join("mqrtc.sqlite"), key)
     }
 
     /// An in-memory database, for tests.
     pub fn open_in_memory() -> Result<Store, StoreError> {
-        Self::setup(Connection::open_in_memory()?)
+        Self::setup(Connection::open_in_memory()?, MasterKey::random())
     }
 
-    fn setup(mut conn: Connection) -> Result<Store, StoreError> {
+    fn setup(mut conn: Connection, key: MasterKey) -> Result<Store, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        migrate(&mut conn)?;
+        migrate(&mut conn, &key)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            key,
         })
+    }
+
+    /// The key that encrypts secrets.
+    pub(crate) fn key(&self) -> &MasterKey {
+        &self.key
+    }
+
+    /// A number that changes whenever another connection (the CLI) commits.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .pragma_query_value(None, "data_version", |r| r.get(0))?)
     }
 
     /// The connection, for one blocking unit of work.
@@ -81,32 +118,6 @@ impl Store {
         Ok(self
             .conn()
             .pragma_query_value(None, "user_version", |r| r.get(0))?)
-    }
-
-    /// Everything provisioned, as the broker's checks want it.
-    pub fn directory(&self) -> Result<Directory, StoreError> {
-        let conn = self.conn();
-        let mut d = Directory::default();
-        let mut st = conn.prepare("SELECT id FROM instances ORDER BY id")?;
-        d.instances = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        let mut st = conn.prepare("SELECT id, instance_id FROM groups")?;
-        for row in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
-            let (g, i): (String, String) = row?;
-            d.groups.insert(g, i);
-        }
-        let mut st = conn.prepare("SELECT name, instance_id, role FROM topics")?;
-        for row in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
-            let (name, instance, role): (String, String, String) = row?;
-            let role = TopicRole::parse(&role)
-                .ok_or_else(|| StoreError::Corrupt(format!("topic {name} has role {role}")))?;
-            d.topics.insert(name, ParentTopic { instance, role });
-        }
-        let mut st = conn.prepare("SELECT id, instance_id, secret FROM access_keys")?;
-        for row in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
-            let (id, instance, secret): (String, String, String) = row?;
-            d.access_keys.insert(id, AccessKey { instance, secret });
-        }
-        Ok(d)
     }
 
     /// Whether an instance with this id exists.
@@ -128,23 +139,45 @@ impl Store {
     }
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+fn migrate(conn: &mut Connection, key: &MasterKey) -> Result<(), StoreError> {
     let known = MIGRATIONS.len() as u32;
     let found: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if found > known {
         return Err(StoreError::Downgrade { found, known });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = i as u32 + 1;
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as u32 + 1)?;
+        if version == 2 {
+            encrypt_plain_secrets(&tx, key)?;
+        }
+        tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
     }
     Ok(())
 }
 
+/// Schema 2: access key secrets of schema 1 were stored in clear; seal them.
+fn encrypt_plain_secrets(
+    tx: &rusqlite::Transaction<'_>,
+    key: &MasterKey,
+) -> Result<(), StoreError> {
+    let rows: Vec<(String, String)> = tx
+        .prepare("SELECT id, secret FROM access_keys WHERE secret_enc IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, secret) in rows {
+        tx.execute(
+            "UPDATE access_keys SET secret_enc = ?1, secret = '' WHERE id = ?2",
+            params![key.seal(&secret), id],
+        )?;
+    }
+    Ok(())
+}
+
 /// Seconds since the Unix epoch, for `created_at` columns.
-pub(crate) fn unix_now() -> i64 {
+pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -154,6 +187,7 @@ pub(crate) fn unix_now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::directory::Directory;
 
     #[test]
     fn migrates_an_empty_database_to_the_latest_version() {
@@ -166,12 +200,12 @@ mod tests {
     fn refuses_to_downgrade() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
-        drop(Store::open(&path).unwrap());
+        drop(Store::open(&path, MasterKey::random()).unwrap());
         let c = Connection::open(&path).unwrap();
         c.pragma_update(None, "user_version", 999).unwrap();
         drop(c);
         assert!(matches!(
-            Store::open(&path),
+            Store::open(&path, MasterKey::random()),
             Err(StoreError::Downgrade { found: 999, .. })
         ));
     }
@@ -179,11 +213,13 @@ mod tests {
     #[test]
     fn reopening_keeps_data_and_version() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.sqlite");
-        let s = Store::open(&path).unwrap();
+        let s = Store::open_dir(dir.path()).unwrap();
         s.provision_demo().unwrap();
         drop(s);
-        let s = Store::open(&path).unwrap();
+        let s = Store::open_dir(dir.path()).unwrap();
         assert!(s.instance_exists(DEMO_INSTANCE).unwrap());
     }
 }
+
+#[cfg(test)]
+mod migration_tests;

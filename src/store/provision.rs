@@ -1,11 +1,12 @@
-//! Creating instances, access keys, Group IDs and parent topics, and the
-//! demo tenant of `--dev` and first starts.
+//! Instances, access keys, Group IDs (with grants and P2P scope) and parent
+//! topics: create, list, delete; and the demo tenant.
 
 use rand::distr::{Alphanumeric, SampleString};
 use rusqlite::{params, ErrorCode};
+use serde::Serialize;
 
 use super::{unix_now, Store, StoreError};
-use crate::directory::TopicRole;
+use crate::directory::{P2pScope, TopicRole};
 
 /// The demo tenant's instance id.
 pub const DEMO_INSTANCE: &str = "mqrtc-demo";
@@ -21,7 +22,7 @@ pub const DEMO_TOPICS: [(&str, TopicRole); 3] = [
 ];
 
 /// An access key just created: the only time its secret is shown.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NewAccessKey {
     /// AccessKeyId.
     pub id: String,
@@ -38,16 +39,86 @@ pub struct DemoTenant {
     pub key: NewAccessKey,
 }
 
-fn conflict(what: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
+/// An instance, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceRow {
+    /// Instance id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Its AccessKeyIds (never the secrets).
+    pub access_keys: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A Group ID, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupRow {
+    /// Group ID.
+    pub id: String,
+    /// Owning instance.
+    pub instance: String,
+    /// P2P scope.
+    pub p2p_scope: P2pScope,
+    /// Explicit grants (empty: every parent topic of the instance).
+    pub grants: Vec<GrantRow>,
+}
+
+/// One explicit grant of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrantRow {
+    /// Parent topic.
+    pub topic: String,
+    /// May publish.
+    pub publish: bool,
+    /// May subscribe.
+    pub subscribe: bool,
+}
+
+/// A parent topic, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicRow {
+    /// Name (the first topic level).
+    pub name: String,
+    /// Owning instance.
+    pub instance: String,
+    /// Role.
+    pub role: TopicRole,
+}
+
+pub(super) fn conflict(what: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| match e.sqlite_error_code() {
         Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(what),
         _ => StoreError::Sqlite(e),
     }
 }
 
+pub(super) fn expect_one(changed: usize, what: String) -> Result<(), StoreError> {
+    if changed == 0 {
+        Err(StoreError::NotFound(what))
+    } else {
+        Ok(())
+    }
+}
+
+pub(super) fn random_id(prefix: &str, len: usize) -> String {
+    format!(
+        "{prefix}{}",
+        Alphanumeric
+            .sample_string(&mut rand::rng(), len)
+            .to_uppercase()
+    )
+}
+
 impl Store {
     /// Creates an instance.
     pub fn create_instance(&self, id: &str, name: &str) -> Result<(), StoreError> {
+        if id.is_empty() || id.contains(['|', ' ']) {
+            return Err(StoreError::Invalid(format!(
+                "instance id {id:?} may not be empty or hold '|' or spaces"
+            )));
+        }
         self.conn()
             .execute(
                 "INSERT INTO instances (id, name, created_at) VALUES (?1, ?2, ?3)",
@@ -57,8 +128,42 @@ impl Store {
         Ok(())
     }
 
+    /// Lists instances with their AccessKeyIds.
+    pub fn list_instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT id, name, created_at FROM instances ORDER BY id")?;
+        let mut rows: Vec<InstanceRow> = st
+            .query_map([], |r| {
+                Ok(InstanceRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    access_keys: vec![],
+                    created_at: r.get(2)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut st = conn
+            .prepare("SELECT id FROM access_keys WHERE instance_id = ?1 ORDER BY created_at, id")?;
+        for row in &mut rows {
+            row.access_keys = st
+                .query_map([&row.id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(rows)
+    }
+
+    /// Deletes an instance and everything it owns.
+    pub fn delete_instance(&self, id: &str) -> Result<(), StoreError> {
+        let n = self
+            .conn()
+            .execute("DELETE FROM instances WHERE id = ?1", params![id])?;
+        expect_one(n, format!("no instance {id}"))
+    }
+
     /// Provisions a Group ID for an instance.
     pub fn create_group(&self, instance: &str, group: &str) -> Result<(), StoreError> {
+        crate::policy::parse_client_id(&format!("{group}@@@x"), usize::MAX)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         self.conn()
             .execute(
                 "INSERT INTO groups (id, instance_id, created_at) VALUES (?1, ?2, ?3)",
@@ -70,6 +175,96 @@ impl Store {
         Ok(())
     }
 
+    /// Lists Group IDs (of one instance, or all) with their permissions.
+    pub fn list_groups(&self, instance: Option<&str>) -> Result<Vec<GroupRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT id, instance_id, p2p_scope FROM groups WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY id",
+        )?;
+        let base: Vec<(String, String, String)> = st
+            .query_map([instance], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut st = conn.prepare(
+            "SELECT topic, publish, subscribe FROM grants WHERE group_id = ?1 ORDER BY topic",
+        )?;
+        let mut out = Vec::new();
+        for (id, instance, scope) in base {
+            let grants = st
+                .query_map([&id], |r| {
+                    Ok(GrantRow {
+                        topic: r.get(0)?,
+                        publish: r.get(1)?,
+                        subscribe: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let p2p_scope = P2pScope::parse(&scope).unwrap_or_default();
+            out.push(GroupRow {
+                id,
+                instance,
+                p2p_scope,
+                grants,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes a Group ID (the broker then disconnects its clients).
+    pub fn delete_group(&self, group: &str) -> Result<(), StoreError> {
+        let n = self
+            .conn()
+            .execute("DELETE FROM groups WHERE id = ?1", params![group])?;
+        expect_one(n, format!("no Group ID {group}"))
+    }
+
+    /// Sets where a group's devices may send P2P messages.
+    pub fn set_p2p_scope(&self, group: &str, scope: P2pScope) -> Result<(), StoreError> {
+        let n = self.conn().execute(
+            "UPDATE groups SET p2p_scope = ?1 WHERE id = ?2",
+            params![scope.as_str(), group],
+        )?;
+        expect_one(n, format!("no Group ID {group}"))
+    }
+
+    /// Grants a group publish and/or subscribe on a parent topic of its
+    /// instance; from its first grant on, a group may use only granted topics.
+    pub fn grant(
+        &self,
+        group: &str,
+        topic: &str,
+        publish: bool,
+        subscribe: bool,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let same: Option<i64> = conn
+            .query_row(
+                "SELECT 1 FROM groups g JOIN topics t ON t.instance_id = g.instance_id WHERE g.id = ?1 AND t.name = ?2",
+                params![group, topic],
+                |r| r.get(0),
+            )
+            .ok();
+        if same.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "no Group ID {group} with a parent topic {topic} in the same instance"
+            )));
+        }
+        conn.execute(
+            "INSERT INTO grants (group_id, topic, publish, subscribe) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (group_id, topic) DO UPDATE SET publish = ?3, subscribe = ?4",
+            params![group, topic, publish, subscribe],
+        )?;
+        Ok(())
+    }
+
+    /// Removes a group's grant on a topic.
+    pub fn revoke_grant(&self, group: &str, topic: &str) -> Result<(), StoreError> {
+        let n = self.conn().execute(
+            "DELETE FROM grants WHERE group_id = ?1 AND topic = ?2",
+            params![group, topic],
+        )?;
+        expect_one(n, format!("Group ID {group} has no grant on {topic}"))
+    }
+
     /// Provisions a parent topic for an instance.
     pub fn create_topic(
         &self,
@@ -77,6 +272,11 @@ impl Store {
         name: &str,
         role: TopicRole,
     ) -> Result<(), StoreError> {
+        if name.is_empty() || name.contains(['/', '+', '#']) || name.starts_with('$') {
+            return Err(StoreError::Invalid(format!(
+                "parent topic {name:?} must be one non-empty level without wildcards or a leading $"
+            )));
+        }
         self.conn()
             .execute(
                 "INSERT INTO topics (name, instance_id, role, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -88,24 +288,59 @@ impl Store {
         Ok(())
     }
 
+    /// Lists parent topics (of one instance, or all).
+    pub fn list_topics(&self, instance: Option<&str>) -> Result<Vec<TopicRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT name, instance_id, role FROM topics WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY name",
+        )?;
+        let rows = st.query_map([instance], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, instance, role) = row?;
+            let role = TopicRole::parse(&role)
+                .ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?;
+            out.push(TopicRow {
+                name,
+                instance,
+                role,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes a parent topic.
+    pub fn delete_topic(&self, name: &str) -> Result<(), StoreError> {
+        let n = self
+            .conn()
+            .execute("DELETE FROM topics WHERE name = ?1", params![name])?;
+        expect_one(n, format!("no parent topic {name}"))
+    }
+
     /// Creates an access key with a random secret for an instance.
     pub fn create_access_key(&self, instance: &str) -> Result<NewAccessKey, StoreError> {
-        let mut rng = rand::rng();
         let key = NewAccessKey {
-            id: format!(
-                "AK{}",
-                Alphanumeric.sample_string(&mut rng, 18).to_uppercase()
-            ),
-            secret: Alphanumeric.sample_string(&mut rng, 30),
+            id: random_id("AK", 18),
+            secret: Alphanumeric.sample_string(&mut rand::rng(), 30),
             instance: instance.to_string(),
         };
         self.conn()
             .execute(
-                "INSERT INTO access_keys (id, instance_id, secret, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![key.id, instance, key.secret, unix_now()],
+                "INSERT INTO access_keys (id, instance_id, secret, secret_enc, created_at) VALUES (?1, ?2, '', ?3, ?4)",
+                params![key.id, instance, self.key().seal(&key.secret), unix_now()],
             )
             .map_err(conflict(format!("instance {instance} does not exist")))?;
         Ok(key)
+    }
+
+    /// Deletes an access key (clients authenticated with it are disconnected).
+    pub fn delete_access_key(&self, id: &str) -> Result<(), StoreError> {
+        let n = self
+            .conn()
+            .execute("DELETE FROM access_keys WHERE id = ?1", params![id])?;
+        expect_one(n, format!("no AccessKeyId {id}"))
     }
 
     /// Whether nothing at all is provisioned yet (a first start).
@@ -164,18 +399,77 @@ mod tests {
             s.create_instance("i1", "again"),
             Err(StoreError::Conflict(_))
         ));
-        s.create_group("i1", "GID_a").unwrap();
+        s.create_group("i1", "GID_aaa").unwrap();
         assert!(matches!(
-            s.create_group("i1", "GID_a"),
+            s.create_group("i1", "GID_aaa"),
             Err(StoreError::Conflict(_))
         ));
         assert!(matches!(
-            s.create_group("nope", "GID_b"),
+            s.create_group("nope", "GID_bbb"),
             Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            s.create_group("i1", "bad"),
+            Err(StoreError::Invalid(_))
         ));
         assert!(matches!(
             s.create_topic("nope", "t", TopicRole::Event),
             Err(StoreError::Conflict(_))
         ));
+        assert!(matches!(
+            s.create_topic("i1", "a/b", TopicRole::Event),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            s.delete_group("GID_none"),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn grants_scope_and_cascades() {
+        let s = Store::open_in_memory().unwrap();
+        s.provision_demo().unwrap();
+        s.grant("GID_web", "rtc_up", true, false).unwrap();
+        s.set_p2p_scope("GID_web", P2pScope::Group).unwrap();
+        let d = s.directory().unwrap();
+        let g = &d.groups["GID_web"];
+        assert_eq!(g.p2p_scope, P2pScope::Group);
+        assert!(g.grants.as_ref().unwrap()["rtc_up"].publish);
+        assert!(
+            d.groups["GID_demo"].grants.is_none(),
+            "other groups keep defaults"
+        );
+        s.create_instance("i2", "two").unwrap();
+        s.create_topic("i2", "theirs", TopicRole::Event).unwrap();
+        assert!(matches!(
+            s.grant("GID_web", "theirs", true, true),
+            Err(StoreError::NotFound(_))
+        ));
+        s.delete_topic("rtc_up").unwrap();
+        assert!(
+            s.directory().unwrap().groups["GID_web"].grants.is_none(),
+            "grant went with its topic"
+        );
+        s.delete_instance(DEMO_INSTANCE).unwrap();
+        assert!(s.directory().unwrap().groups.is_empty());
+    }
+
+    #[test]
+    fn secrets_are_not_stored_in_clear() {
+        let s = Store::open_in_memory().unwrap();
+        let t = s.provision_demo().unwrap().unwrap();
+        let raw: Vec<u8> = s
+            .conn()
+            .query_row("SELECT secret_enc FROM access_keys", [], |r| r.get(0))
+            .unwrap();
+        let plain: String = s
+            .conn()
+            .query_row("SELECT secret FROM access_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(plain.is_empty());
+        assert!(!raw
+            .windows(t.key.secret.len())
+            .any(|w| w == t.key.secret.as_bytes()));
     }
 }

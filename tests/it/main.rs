@@ -3,6 +3,7 @@
 
 mod common;
 
+mod auth;
 mod bridge;
 mod cli;
 mod conventions;

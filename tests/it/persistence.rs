@@ -194,7 +194,7 @@ fn a_full_queue_drops_the_oldest_and_counts_it() {
     );
 }
 
-fn http_get(port: u16, path: &str) -> String {
+pub fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();

@@ -5,8 +5,10 @@ The receiver connects once with a persistent session and goes away; the
 sender publishes a QoS 1 P2P message to it; the receiver comes back and
 must get the message on its own inbox topic with no subscription.
 
-The Signature password is computed here from the documented formula,
-Base64(HMAC-SHA1(AccessKeySecret, ClientId)), with hmac/hashlib only.
+The Signature (and DeviceCredential) password is computed here from the
+documented formula, Base64(HMAC-SHA1(Secret, ClientId)), with hmac/hashlib
+only. A DeviceCredential is bound to one client id, so with --mode
+DeviceCredential use --connect-only (the sender connects and reports).
 
 Prints one JSON object; exit code 0 when the message arrived.
 """
@@ -41,7 +43,7 @@ def make_client(a, client_id, password_override=None):
     if a.ca:
         c.tls_set(ca_certs=a.ca, cert_reqs=ssl.CERT_REQUIRED)
     if a.key_id:
-        c.username_pw_set(f"Signature|{a.key_id}|{a.instance}",
+        c.username_pw_set(f"{a.mode}|{a.key_id}|{a.instance}",
                           password_override if password_override is not None else signature(a.secret, client_id))
     return c
 
@@ -78,18 +80,22 @@ def main():
     p.add_argument("--key-id")
     p.add_argument("--secret")
     p.add_argument("--instance", default="mqrtc-demo")
+    p.add_argument("--mode", default="Signature", choices=["Signature", "DeviceCredential"])
     p.add_argument("--sender", default="GID_demo@@@py-alice")
     p.add_argument("--receiver", default="GID_web@@@py-bob")
     p.add_argument("--bad-password", action="store_true",
                    help="only try to connect with a wrong password and report the CONNACK code")
+    p.add_argument("--connect-only", action="store_true",
+                   help="only connect as --sender and report the CONNACK code")
     a = p.parse_args()
 
-    if a.bad_password:
-        c = make_client(a, a.sender, password_override="d3Jvbmc=")
+    if a.bad_password or a.connect_only:
+        c = make_client(a, a.sender, password_override="d3Jvbmc=" if a.bad_password else None)
         r = connect(a, c)
         c.loop_stop()
-        print(json.dumps({"ok": r["rc"] != 0, "rc": r["rc"]}))
-        sys.exit(0 if r["rc"] != 0 else 1)
+        ok = (r["rc"] != 0) if a.bad_password else (r["rc"] == 0)
+        print(json.dumps({"ok": ok, "rc": r["rc"]}))
+        sys.exit(0 if ok else 1)
 
     topic = f"rtc_event/p2p/{a.receiver}"
     # 1. The receiver creates its persistent session, then leaves.

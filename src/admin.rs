@@ -1,0 +1,404 @@
+//! Provisioning from the command line: `mqrtc instance|group|topic|device|token`.
+//!
+//! Each command opens the data dir's database directly; a running appliance
+//! on the same data dir notices the change within a second, reloads, and
+//! disconnects clients whose group or credential went away.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use crate::directory::{P2pScope, TokenKind, TopicRole};
+use crate::store::{Store, StoreError};
+
+/// Flags every provisioning command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// Data directory of the appliance.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "mqrtc-data",
+        env = "MQRTC_DATA_DIR",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `mqrtc instance ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum InstanceCmd {
+    /// Create an instance (a tenant).
+    Create {
+        /// Instance id, used in usernames (`Mode|Key|InstanceId`).
+        id: String,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List instances and their AccessKeyIds.
+    List,
+    /// Delete an instance and everything it owns.
+    Delete {
+        /// Instance id.
+        id: String,
+    },
+    /// Create an access key (prints its secret once).
+    AddKey {
+        /// Instance id.
+        id: String,
+    },
+    /// Delete an access key (its clients are disconnected).
+    DeleteKey {
+        /// AccessKeyId.
+        key_id: String,
+    },
+}
+
+/// `mqrtc group ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum GroupCmd {
+    /// Provision a Group ID.
+    Create {
+        /// `GID_...` or `GID-...`.
+        id: String,
+        /// Owning instance.
+        #[arg(long)]
+        instance: String,
+        /// Where its devices may send P2P: instance, group, none.
+        #[arg(long, default_value = "instance", value_parser = parse_scope)]
+        p2p: P2pScope,
+    },
+    /// List Group IDs with their permissions.
+    List {
+        /// Only this instance's.
+        #[arg(long)]
+        instance: Option<String>,
+    },
+    /// Delete a Group ID (its clients are disconnected).
+    Delete {
+        /// Group ID.
+        id: String,
+    },
+    /// Set where the group's devices may send P2P: instance, group, none.
+    SetP2p {
+        /// Group ID.
+        id: String,
+        /// Scope.
+        #[arg(value_parser = parse_scope)]
+        scope: P2pScope,
+    },
+    /// Grant publish and/or subscribe on a parent topic (from the first grant
+    /// on, the group may use only granted topics).
+    Grant {
+        /// Group ID.
+        id: String,
+        /// Parent topic.
+        topic: String,
+        /// Allow publishing.
+        #[arg(long)]
+        publish: bool,
+        /// Allow subscribing.
+        #[arg(long)]
+        subscribe: bool,
+    },
+    /// Remove a grant.
+    Revoke {
+        /// Group ID.
+        id: String,
+        /// Parent topic.
+        topic: String,
+    },
+}
+
+/// `mqrtc topic ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum TopicCmd {
+    /// Provision a parent topic.
+    Create {
+        /// The first topic level.
+        name: String,
+        /// Owning instance.
+        #[arg(long)]
+        instance: String,
+        /// uplink, downlink or event.
+        #[arg(long, value_parser = parse_role)]
+        role: TopicRole,
+    },
+    /// List parent topics.
+    List {
+        /// Only this instance's.
+        #[arg(long)]
+        instance: Option<String>,
+    },
+    /// Delete a parent topic.
+    Delete {
+        /// Name.
+        name: String,
+    },
+}
+
+/// `mqrtc device ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum DeviceCmd {
+    /// Issue a DeviceCredential key pair for one client id (prints the secret once).
+    Create {
+        /// `GroupID@@@DeviceID`.
+        client_id: String,
+        /// Instance.
+        #[arg(long)]
+        instance: String,
+    },
+    /// List device credentials.
+    List {
+        /// Only this instance's.
+        #[arg(long)]
+        instance: Option<String>,
+    },
+    /// Delete a device credential (its client is disconnected).
+    Delete {
+        /// DeviceAccessKeyId.
+        id: String,
+    },
+}
+
+/// `mqrtc token ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCmd {
+    /// Issue a token (prints it once).
+    Create {
+        /// Instance.
+        #[arg(long)]
+        instance: String,
+        /// R, W or RW.
+        #[arg(long = "type", value_parser = parse_kind)]
+        kind: TokenKind,
+        /// Topic filters it covers (repeat, or separate with commas); a bare
+        /// parent topic covers all of it.
+        #[arg(long = "resource", required = true, value_delimiter = ',')]
+        resources: Vec<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl: i64,
+    },
+    /// List tokens (not the tokens themselves).
+    List {
+        /// Only this instance's.
+        #[arg(long)]
+        instance: Option<String>,
+    },
+    /// Revoke a token (its clients are told and disconnected).
+    Delete {
+        /// Token id.
+        id: String,
+    },
+}
+
+fn parse_scope(s: &str) -> Result<P2pScope, String> {
+    P2pScope::parse(s).ok_or_else(|| format!("{s}: expected instance, group or none"))
+}
+
+fn parse_role(s: &str) -> Result<TopicRole, String> {
+    TopicRole::parse(s).ok_or_else(|| format!("{s}: expected uplink, downlink or event"))
+}
+
+fn parse_kind(s: &str) -> Result<TokenKind, String> {
+    TokenKind::parse(s).ok_or_else(|| format!("{s}: expected R, W or RW"))
+}
+
+/// A provisioning command and where to apply it.
+#[derive(Debug, Clone)]
+pub enum Admin {
+    /// Instances and access keys.
+    Instance(InstanceCmd),
+    /// Group IDs and their permissions.
+    Group(GroupCmd),
+    /// Parent topics.
+    Topic(TopicCmd),
+    /// Device credentials.
+    Device(DeviceCmd),
+    /// Tokens.
+    Token(TokenCmd),
+}
+
+/// Runs a provisioning command; returns what to print.
+pub fn run(cmd: Admin, target: &Target) -> Result<String, StoreError> {
+    std::fs::create_dir_all(&target.data_dir)
+        .map_err(|e| StoreError::Io(target.data_dir.display().to_string(), e))?;
+    let s = Store::open_dir(&target.data_dir)?;
+    let out = |v: &dyn erased::Out| v.render(target.json);
+    let secret = |v: &dyn erased::Out| {
+        let note = if target.json {
+            ""
+        } else {
+            "\n(shown only this once: store it now)"
+        };
+        format!("{}{note}", v.render(target.json))
+    };
+    Ok(match cmd {
+        Admin::Instance(c) => match c {
+            InstanceCmd::Create { id, name } => {
+                s.create_instance(&id, &name)?;
+                out(&Done(format!("created instance {id}")))
+            }
+            InstanceCmd::List => out(&s.list_instances()?),
+            InstanceCmd::Delete { id } => {
+                s.delete_instance(&id)?;
+                out(&Done(format!("deleted instance {id}")))
+            }
+            InstanceCmd::AddKey { id } => secret(&Secret(s.create_access_key(&id)?)),
+            InstanceCmd::DeleteKey { key_id } => {
+                s.delete_access_key(&key_id)?;
+                out(&Done(format!("deleted AccessKeyId {key_id}")))
+            }
+        },
+        Admin::Group(c) => match c {
+            GroupCmd::Create { id, instance, p2p } => {
+                s.create_group(&instance, &id)?;
+                s.set_p2p_scope(&id, p2p)?;
+                out(&Done(format!("created Group ID {id} in {instance}")))
+            }
+            GroupCmd::List { instance } => out(&s.list_groups(instance.as_deref())?),
+            GroupCmd::Delete { id } => {
+                s.delete_group(&id)?;
+                out(&Done(format!(
+                    "deleted Group ID {id}; its clients are disconnected"
+                )))
+            }
+            GroupCmd::SetP2p { id, scope } => {
+                s.set_p2p_scope(&id, scope)?;
+                out(&Done(format!(
+                    "Group ID {id}: P2P scope {}",
+                    scope.as_str()
+                )))
+            }
+            GroupCmd::Grant {
+                id,
+                topic,
+                publish,
+                subscribe,
+            } => {
+                if !publish && !subscribe {
+                    return Err(StoreError::Invalid(
+                        "grant --publish, --subscribe or both".into(),
+                    ));
+                }
+                s.grant(&id, &topic, publish, subscribe)?;
+                out(&Done(format!("Group ID {id} granted {topic}")))
+            }
+            GroupCmd::Revoke { id, topic } => {
+                s.revoke_grant(&id, &topic)?;
+                out(&Done(format!("Group ID {id}: grant on {topic} removed")))
+            }
+        },
+        Admin::Topic(c) => match c {
+            TopicCmd::Create {
+                name,
+                instance,
+                role,
+            } => {
+                s.create_topic(&instance, &name, role)?;
+                out(&Done(format!(
+                    "created {} topic {name} in {instance}",
+                    role.as_str()
+                )))
+            }
+            TopicCmd::List { instance } => out(&s.list_topics(instance.as_deref())?),
+            TopicCmd::Delete { name } => {
+                s.delete_topic(&name)?;
+                out(&Done(format!("deleted parent topic {name}")))
+            }
+        },
+        Admin::Device(c) => match c {
+            DeviceCmd::Create {
+                client_id,
+                instance,
+            } => secret(&Secret(s.create_device(&instance, &client_id)?)),
+            DeviceCmd::List { instance } => out(&s.list_devices(instance.as_deref())?),
+            DeviceCmd::Delete { id } => {
+                s.delete_device(&id)?;
+                out(&Done(format!("deleted device credential {id}")))
+            }
+        },
+        Admin::Token(c) => match c {
+            TokenCmd::Create {
+                instance,
+                kind,
+                resources,
+                ttl,
+            } => {
+                let now = crate::store::unix_now();
+                secret(&Secret(
+                    s.create_token(&instance, kind, &resources, now, ttl)?,
+                ))
+            }
+            TokenCmd::List { instance } => out(&s.list_tokens(instance.as_deref())?),
+            TokenCmd::Delete { id } => {
+                s.delete_token(&id)?;
+                out(&Done(format!("revoked token {id}")))
+            }
+        },
+    })
+}
+
+/// A confirmation line.
+#[derive(Serialize)]
+struct Done(String);
+
+/// Something that holds a secret shown only now.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Secret<T: Serialize>(T);
+
+mod erased {
+    use serde::Serialize;
+
+    /// Renders a command's result as JSON or as indented text.
+    pub trait Out {
+        fn render(&self, json: bool) -> String;
+    }
+
+    impl<T: Serialize> Out for T {
+        fn render(&self, json: bool) -> String {
+            let v = serde_json::to_value(self).unwrap_or_default();
+            if json {
+                return serde_json::to_string_pretty(&v).unwrap_or_default();
+            }
+            text(&v, 0)
+        }
+    }
+
+    fn text(v: &serde_json::Value, depth: usize) -> String {
+        let pad = "  ".repeat(depth);
+        match v {
+            serde_json::Value::Array(items) if items.is_empty() => format!("{pad}(none)"),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|i| text(i, depth))
+                .collect::<Vec<_>>()
+                .join(&format!("\n{pad}--\n")),
+            serde_json::Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+                        format!("{pad}{k}:\n{}", text(v, depth + 1))
+                    }
+                    other => format!("{pad}{k}: {}", scalar(other)),
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            other => format!("{pad}{}", scalar(other)),
+        }
+    }
+
+    fn scalar(v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+}

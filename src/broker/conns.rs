@@ -1,0 +1,259 @@
+//! What the broker remembers about each authenticated connection: who it
+//! is and which credential it used, so that ACL checks can apply token
+//! scopes, `$SYS/uploadToken` can swap tokens, and revoking a credential
+//! ends exactly the connections that used it. Also the slow-down of
+//! repeated authentication failures from one address.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use serde::Deserialize;
+
+use crate::auth::{self, Credential, TokenProblem};
+use crate::directory::{Directory, SharedDirectory, TokenKind};
+use crate::policy::{Access, Principal};
+use crate::store::token_hash;
+
+/// One authenticated connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Conn {
+    /// rmqtt's creation time of the connection (tells a takeover's new
+    /// connection from the old one).
+    pub since: i64,
+    pub principal: Principal,
+    pub credential: Credential,
+    /// `$SYS/tokenExpireNotice` already sent for the current tokens.
+    pub expire_noticed: bool,
+}
+
+/// Connections by client id.
+#[derive(Default)]
+pub(crate) struct Conns(DashMap<String, Conn>);
+
+impl Conns {
+    pub fn insert(&self, conn: Conn) {
+        self.0.insert(conn.principal.client_id.clone(), conn);
+    }
+
+    /// Forgets `client_id` if its entry is the connection created at `since`.
+    pub fn remove(&self, client_id: &str, since: i64) {
+        self.0.remove_if(client_id, |_, c| c.since == since);
+    }
+
+    /// Who the connection is and what its credential allows now.
+    pub fn access(&self, client_id: &str, dir: &Directory) -> Option<(Principal, Access)> {
+        let c = self.0.get(client_id)?;
+        Some((
+            c.principal.clone(),
+            auth::access(dir, &c.credential, super::unix_now()),
+        ))
+    }
+
+    /// Copies of every connection (for the periodic checks).
+    pub fn snapshot(&self) -> Vec<Conn> {
+        self.0.iter().map(|e| e.value().clone()).collect()
+    }
+
+    pub fn mark_expire_noticed(&self, client_id: &str, since: i64) {
+        if let Some(mut c) = self.0.get_mut(client_id) {
+            if c.since == since {
+                c.expire_noticed = true;
+            }
+        }
+    }
+
+    /// Handles a `$SYS/uploadToken` payload from `client_id`: replaces the
+    /// connection's token of that type. Err: why the token was refused.
+    pub fn upload_token(
+        &self,
+        client_id: &str,
+        payload: &[u8],
+        dir: &Directory,
+        now: i64,
+    ) -> Result<(), UploadRefusal> {
+        let up: UploadToken =
+            serde_json::from_slice(payload).map_err(|e| UploadRefusal::Malformed(e.to_string()))?;
+        let kind = TokenKind::parse(&up.kind)
+            .ok_or_else(|| UploadRefusal::Malformed(format!("type {}", up.kind)))?;
+        let mut c = self
+            .0
+            .get_mut(client_id)
+            .ok_or(UploadRefusal::NotTokenMode)?;
+        let instance = c.principal.instance.clone();
+        let Credential::Tokens(_, tokens) = &mut c.credential else {
+            return Err(UploadRefusal::NotTokenMode);
+        };
+        let candidate = vec![(kind, token_hash(&up.token))];
+        if let Some(p) = auth::token_problem(dir, &instance, &candidate, now) {
+            return Err(UploadRefusal::Invalid(p));
+        }
+        tokens.retain(|(k, _)| *k != kind);
+        tokens.extend(candidate);
+        c.expire_noticed = false;
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct UploadToken {
+    token: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// Why a `$SYS/uploadToken` was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UploadRefusal {
+    /// Not `{"token": "...", "type": "R|W|RW"}`.
+    Malformed(String),
+    /// The connection did not authenticate in Token mode.
+    NotTokenMode,
+    /// The token is not valid for this connection.
+    Invalid(TokenProblem),
+}
+
+impl std::fmt::Display for UploadRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UploadRefusal::Malformed(e) => write!(
+                f,
+                "uploadToken payload must be {{\"token\":…,\"type\":\"R|W|RW\"}}: {e}"
+            ),
+            UploadRefusal::NotTokenMode => {
+                f.write_str("uploadToken needs a connection made in Token mode")
+            }
+            UploadRefusal::Invalid(p) => write!(
+                f,
+                "uploaded {} token {}",
+                p.kind.as_str(),
+                auth::problem_text(p.code)
+            ),
+        }
+    }
+}
+
+/// Why a live connection must end now, given the current directory, or `None`.
+pub(crate) fn revoked(
+    dir: &Directory,
+    c: &Conn,
+    now: i64,
+) -> Option<(String, Option<TokenProblem>)> {
+    let group = dir.groups.get(&c.principal.group);
+    if group.is_none_or(|g| g.instance != c.principal.instance) {
+        return Some((format!("Group ID {} was deleted", c.principal.group), None));
+    }
+    match &c.credential {
+        Credential::Passwordless => (dir.passwordless_instance.as_deref()
+            != Some(&c.principal.instance))
+        .then(|| ("passwordless access ended".to_string(), None)),
+        Credential::Signature(ak) => (!dir.access_keys.contains_key(ak))
+            .then(|| (format!("AccessKeyId {ak} was deleted"), None)),
+        Credential::Device(dk) => (!dir.devices.contains_key(dk))
+            .then(|| (format!("device credential {dk} was deleted"), None)),
+        Credential::Tokens(ak, tokens) => {
+            if !dir.access_keys.contains_key(ak) {
+                return Some((format!("AccessKeyId {ak} was deleted"), None));
+            }
+            auth::token_problem(dir, &c.principal.instance, tokens, now).map(|p| {
+                (
+                    format!("{} token {}", p.kind.as_str(), auth::problem_text(p.code)),
+                    Some(p),
+                )
+            })
+        }
+    }
+}
+
+/// The earliest expiry among a connection's tokens (Unix seconds).
+pub(crate) fn token_expiry(dir: &Directory, c: &Conn) -> Option<(i64, TokenKind)> {
+    let Credential::Tokens(_, tokens) = &c.credential else {
+        return None;
+    };
+    tokens
+        .iter()
+        .filter_map(|(k, h)| dir.tokens.get(h).map(|t| (t.expires_at, *k)))
+        .min_by_key(|(exp, _)| *exp)
+}
+
+/// Repeated authentication failures from one address are answered ever
+/// more slowly (after `free` failures within the window: 250 ms, doubling,
+/// at most `max`).
+pub(crate) struct Tarpit {
+    seen: DashMap<IpAddr, (u32, Instant)>,
+    free: u32,
+    window: Duration,
+    max: Duration,
+}
+
+impl Tarpit {
+    pub fn new(free: u32, window: Duration, max: Duration) -> Self {
+        Tarpit {
+            seen: DashMap::new(),
+            free,
+            window,
+            max,
+        }
+    }
+
+    /// Records a failure from `ip`; returns how long to wait before answering.
+    pub fn failure(&self, ip: IpAddr) -> Duration {
+        let now = Instant::now();
+        let mut e = self.seen.entry(ip).or_insert((0, now));
+        if now.duration_since(e.1) > self.window {
+            *e = (0, now);
+        }
+        e.0 += 1;
+        match e.0.checked_sub(self.free + 1) {
+            None => Duration::ZERO,
+            Some(extra) => {
+                (Duration::from_millis(250) * 2u32.saturating_pow(extra.min(16))).min(self.max)
+            }
+        }
+    }
+
+    /// A success from `ip` clears its record.
+    pub fn success(&self, ip: IpAddr) {
+        self.seen.remove(&ip);
+    }
+
+    /// Drops records older than the window.
+    pub fn prune(&self) {
+        let now = Instant::now();
+        self.seen
+            .retain(|_, (_, first)| now.duration_since(*first) <= self.window);
+    }
+}
+
+/// Everything the hooks and the broker's periodic checks share.
+pub(crate) struct BrokerState {
+    pub standard: bool,
+    pub rules: crate::policy::Rules,
+    pub directory: Arc<SharedDirectory>,
+    pub tap: Arc<super::bridge::Tap>,
+    pub stats: Arc<super::stats::BrokerStats>,
+    pub conns: Conns,
+    pub tarpit: Tarpit,
+    pub source: Option<Arc<dyn super::DirectorySource>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tarpit_grows_then_caps_and_forgets_on_success() {
+        let t = Tarpit::new(2, Duration::from_secs(60), Duration::from_secs(1));
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let delays: Vec<u128> = (0..7).map(|_| t.failure(ip).as_millis()).collect();
+        assert_eq!(delays, vec![0, 0, 250, 500, 1000, 1000, 1000]);
+        t.success(ip);
+        assert_eq!(t.failure(ip), Duration::ZERO);
+        assert_eq!(
+            t.failure([10, 0, 0, 2].into()),
+            Duration::ZERO,
+            "per address"
+        );
+    }
+}
