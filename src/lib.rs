@@ -12,6 +12,7 @@ pub mod auth;
 pub mod bench;
 pub mod bridge;
 pub mod broker;
+pub mod calls;
 pub mod certs;
 pub mod cli;
 pub mod config;
