@@ -12,9 +12,11 @@ use anyhow::Context;
 use crate::broker::{Broker, BrokerSettings, DirectorySource};
 use crate::certs;
 use crate::config::Config;
+use crate::controller;
 use crate::directory::{Directory, SharedDirectory};
 use crate::http::{self, HttpState, PortsFile};
 use crate::probe;
+use crate::rtc::MockRtc;
 use crate::store::{DemoTenant, Store, DEMO_INSTANCE};
 
 /// Name of the file, in the data dir, that says where a running appliance listens.
@@ -31,6 +33,7 @@ pub struct Running {
     http_stop: tokio::sync::oneshot::Sender<()>,
     ports_path: PathBuf,
     watcher: tokio::task::JoinHandle<()>,
+    controller: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Starts everything `cfg` describes and returns once MQTT and HTTP answer.
@@ -43,6 +46,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         dir.passwordless_instance = Some(DEMO_INSTANCE.into());
     }
     let directory = Arc::new(SharedDirectory::new(dir));
+    let dir_for_broker = directory.clone();
     let version = blocking(&store, |s| s.data_version()).await.ok();
     let source = Arc::new(Provisioning {
         store: store.clone(),
@@ -62,7 +66,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let broker = Arc::new(
         Broker::start(
             settings,
-            directory,
+            dir_for_broker,
             Some(source.clone() as Arc<dyn DirectorySource>),
         )
         .await
@@ -81,13 +85,29 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         wss: bp.wss,
         http: http_listener.local_addr()?.port(),
     };
+    let (rtc, rtc_events) = mock_rtc(&cfg, ports.http)?;
+    let controller = if cfg.controller.enabled && !cfg.standard_mqtt {
+        let deps = controller::Deps {
+            bridge: broker.bridge(),
+            store: store.clone(),
+            directory: directory.clone(),
+            rtc: rtc.clone(),
+            rtc_events,
+        };
+        Some(controller::start(controller_settings(&cfg), deps).await?)
+    } else {
+        None
+    };
     let router = http::router(Arc::new(HttpState {
         broker: broker.clone(),
         ports,
+        rtc,
+        store: store.clone(),
     }));
     let (http_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
-        let serve = axum::serve(http_listener, router).with_graceful_shutdown(async {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(http_listener, service).with_graceful_shutdown(async {
             let _ = stop_rx.await;
         });
         if let Err(e) = serve.await {
@@ -119,6 +139,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         http_stop,
         ports_path,
         watcher,
+        controller,
     })
 }
 
@@ -130,6 +151,9 @@ impl Running {
     /// exit the process), do not wait for it.
     pub async fn stop(self) {
         self.watcher.abort();
+        if let Some(c) = &self.controller {
+            c.abort();
+        }
         let _ = std::fs::remove_file(&self.ports_path);
         let _ = self.http_stop.send(());
         let _ = self.http.await;
@@ -213,6 +237,61 @@ async fn follow_provisioning(source: Arc<Provisioning>, broker: Arc<Broker>) {
             let ended = broker.replace_directory(d).await;
             tracing::info!(ended, "provisioning changed: directory reloaded");
         }
+    }
+}
+
+/// The mock RTC service, with the AppKey from the config or generated once.
+fn mock_rtc(
+    cfg: &Config,
+    http_port: u16,
+) -> anyhow::Result<(
+    Arc<MockRtc>,
+    tokio::sync::mpsc::UnboundedReceiver<crate::rtc::RtcEvent>,
+)> {
+    let app_key = if cfg.rtc.app_key.is_empty() {
+        let path = cfg.data_dir.join("rtc-app.key");
+        match std::fs::read_to_string(&path) {
+            Ok(k) => k.trim().to_string(),
+            Err(_) => {
+                use rand::distr::{Alphanumeric, SampleString};
+                let k = Alphanumeric.sample_string(&mut rand::rng(), 32);
+                std::fs::write(&path, &k).with_context(|| format!("writing {}", path.display()))?;
+                k
+            }
+        }
+    } else {
+        cfg.rtc.app_key.clone()
+    };
+    let gslb = if cfg.rtc.gslb.is_empty() {
+        let host = if cfg.bind.is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            cfg.bind.to_string()
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        vec![format!("http://{host}:{http_port}/rtc/v1")]
+    } else {
+        cfg.rtc.gslb.clone()
+    };
+    let (rtc, events) = MockRtc::new(&cfg.rtc.app_id, &app_key, cfg.rtc.token_ttl_secs, gslb);
+    Ok((Arc::new(rtc), events))
+}
+
+fn controller_settings(cfg: &Config) -> controller::Settings {
+    let c = &cfg.controller;
+    controller::Settings {
+        rules: crate::calls::Rules {
+            ring_timeout: c.ring_timeout_secs as i64 * 1000,
+            max_duration: c.max_duration_secs as i64 * 1000,
+            busy: c.busy,
+            ..crate::calls::Rules::default()
+        },
+        max_message_bytes: c.max_message_bytes,
+        clock_skew_ms: c.clock_skew_ms,
     }
 }
 

@@ -37,6 +37,66 @@ pub struct Config {
     pub limits: Limits,
     /// Start-up behaviour.
     pub startup: Startup,
+    /// The call controller.
+    pub controller: Controller,
+    /// The RTC token issuer and mock RTC service.
+    pub rtc: Rtc,
+}
+
+/// The call controller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Controller {
+    /// Run the controller (off: the appliance is only a broker).
+    pub enabled: bool,
+    /// How long an invitation rings, in seconds.
+    pub ring_timeout_secs: u64,
+    /// A call's longest life, in seconds.
+    pub max_duration_secs: u64,
+    /// A callee already in a call: "reject" (busy) or "waiting" (call waiting).
+    pub busy: crate::calls::BusyPolicy,
+    /// Largest uplink message the controller reads, in bytes.
+    pub max_message_bytes: usize,
+    /// Clock difference tolerated when judging a request's time to live, in ms.
+    pub clock_skew_ms: i64,
+}
+
+/// The RTC token issuer and mock RTC channel service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rtc {
+    /// AppID of the ARTC tokens.
+    pub app_id: String,
+    /// AppKey; empty means generated once into `<data_dir>/rtc-app.key`.
+    pub app_key: String,
+    /// Lifetime of a join token, in seconds (the cloud suggests one day).
+    pub token_ttl_secs: i64,
+    /// GSLB addresses given to clients; empty means this appliance's mock RTC service.
+    pub gslb: Vec<String>,
+}
+
+impl Default for Controller {
+    fn default() -> Self {
+        Controller {
+            enabled: true,
+            ring_timeout_secs: 30,
+            max_duration_secs: 4 * 3600,
+            busy: crate::calls::BusyPolicy::Reject,
+            max_message_bytes: 16 * 1024,
+            clock_skew_ms: 30_000,
+        }
+    }
+}
+
+impl Default for Rtc {
+    fn default() -> Self {
+        Rtc {
+            app_id: "mqrtc-local".into(),
+            app_key: String::new(),
+            token_ttl_secs: 86_400,
+            gslb: vec![],
+        }
+    }
 }
 
 /// Listener ports of the appliance.
@@ -115,6 +175,8 @@ impl Default for Config {
             tls: Tls::default(),
             limits: Limits::default(),
             startup: Startup::default(),
+            controller: Controller::default(),
+            rtc: Rtc::default(),
         }
     }
 }
@@ -232,6 +294,17 @@ impl Config {
         if self.startup.watchdog_secs == 0 {
             return Err(ConfigError::Invalid(
                 "startup.watchdog_secs must be greater than 0".into(),
+            ));
+        }
+        if self.controller.ring_timeout_secs == 0 || self.controller.max_duration_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "controller.ring_timeout_secs and controller.max_duration_secs must be greater than 0".into(),
+            ));
+        }
+        if !crate::rtc::token::valid_id(&self.rtc.app_id) || self.rtc.token_ttl_secs <= 0 {
+            return Err(ConfigError::Invalid(
+                "rtc.app_id must be 1 to 64 of [A-Za-z0-9_-] and rtc.token_ttl_secs greater than 0"
+                    .into(),
             ));
         }
         if self.dev && self.standard_mqtt {

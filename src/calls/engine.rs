@@ -95,6 +95,11 @@ impl Engine {
         self.calls.get(id)
     }
 
+    /// The call an RTC channel belongs to.
+    pub fn call_by_channel(&self, channel: &str) -> Option<&Call> {
+        self.channels.get(channel).and_then(|id| self.calls.get(id))
+    }
+
     /// Calls not yet over.
     pub fn live_calls(&self) -> impl Iterator<Item = &Call> {
         self.calls.values().filter(|c| !c.is_over())

@@ -4,11 +4,16 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::broker::{Broker, StatsSnapshot};
+use crate::rtc::MockRtc;
+use crate::store::Store;
+
+mod api;
+mod rtc;
 
 /// Where every listener of a running appliance is (also `ports.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +36,10 @@ pub struct HttpState {
     pub broker: Arc<Broker>,
     /// Where everything listens.
     pub ports: PortsFile,
+    /// The mock RTC channel service.
+    pub rtc: Arc<MockRtc>,
+    /// SQLite (call data).
+    pub store: Arc<Store>,
 }
 
 /// The answer of `GET /healthz`.
@@ -50,6 +59,11 @@ pub struct Health {
 pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/rtc/v1/join", post(rtc::join))
+        .route("/rtc/v1/leave", post(rtc::leave))
+        .route("/rtc/v1/channels/{channel}", get(rtc::channel))
+        .route("/api/calls/{id}", get(api::call))
+        .route("/api/calls/{id}/timeline", get(api::timeline))
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

@@ -46,7 +46,7 @@ fn from_schema_1_keeps_data_and_seals_plain_secrets() {
     drop(c);
 
     let s = Store::open(&path, MasterKey::random()).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 2);
+    assert_eq!(s.schema_version().unwrap() as usize, MIGRATIONS.len());
     let d = s.directory().unwrap();
     assert_eq!(
         d.access_keys["AKOLD"].secret, "plain-old-secret",
@@ -69,4 +69,23 @@ fn from_schema_1_keeps_data_and_seals_plain_secrets() {
         Store::open(&path, key_again).unwrap().directory().is_err(),
         "another key cannot read the secrets"
     );
+}
+
+#[test]
+fn from_schema_2_adds_the_controller_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mqrtc.sqlite");
+    let key = MasterKey::random();
+    let c = database_at(&path, 2);
+    c.execute(
+        "INSERT INTO instances (id, name, created_at) VALUES ('inst', 'two', 1)",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    let s = Store::open(&path, key).unwrap();
+    assert_eq!(s.schema_version().unwrap() as usize, MIGRATIONS.len());
+    assert!(s.instance_exists("inst").unwrap());
+    let loaded = s.load_controller(0).unwrap();
+    assert!(loaded.calls.is_empty() && loaded.outbox.is_empty());
 }

@@ -9,11 +9,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+mod calls;
 mod credentials;
 mod load;
 mod provision;
 mod secrets;
 
+pub use calls::{Batch, Loaded, OutboxRow, TimelineEntry};
 pub use credentials::{NewDeviceCredential, NewToken};
 pub use provision::{DemoTenant, NewAccessKey, DEMO_INSTANCE};
 pub use secrets::{token_hash, MasterKey};
@@ -23,6 +25,7 @@ pub use secrets::{token_hash, MasterKey};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_credentials.sql"),
+    include_str!("migrations/0003_controller.sql"),
 ];
 
 /// Storage errors.

@@ -1,0 +1,342 @@
+//! The signaling protocol on the wire (`docs/protocol.md`): the JSON
+//! envelope, decoding uplinks into typed commands, encoding downlinks.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::calls::{CallError, Command, Kind, Media};
+
+/// Protocol version carried in every envelope.
+pub const VERSION: u32 = 1;
+
+/// Default time to live of a request that names none (ms).
+pub const DEFAULT_TTL: i64 = 30_000;
+
+/// Longest time to live a message may ask for (ms).
+pub const MAX_TTL: i64 = 24 * 3600 * 1000;
+
+/// The envelope of every message, both directions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Protocol version (1).
+    pub v: u32,
+    /// Unique message id (duplicates are dropped by receivers).
+    pub id: String,
+    /// Message type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Request id: set by the requester, carried by the answer and by retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<String>,
+    /// Sender's send time, ms since the Unix epoch.
+    pub ts: i64,
+    /// Time to live in ms, counted from `ts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<i64>,
+    /// Optional claimed sender; must equal the authenticated client id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Type-specific content.
+    #[serde(default)]
+    pub body: Value,
+}
+
+/// Why an uplink could not be turned into a command (before the state machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Not JSON.
+    #[error("the message is not valid JSON")]
+    BadJson,
+    /// JSON, but not an envelope (missing or mistyped `v`, `id`, `type`, `ts`).
+    #[error("the message is not a valid envelope")]
+    BadEnvelope,
+    /// `v` is not 1.
+    #[error("unsupported protocol version")]
+    UnsupportedVersion,
+    /// `type` is not a request type.
+    #[error("unknown message type")]
+    UnknownType,
+    /// The body lacks or mistypes a field.
+    #[error("the body does not fit the message type")]
+    BadBody,
+    /// Larger than the controller accepts.
+    #[error("the message is too large")]
+    TooLarge,
+    /// `from` names someone else.
+    #[error("the message claims another sender")]
+    ForgedSender,
+}
+
+impl WireError {
+    /// The error code on the wire.
+    pub fn code(self) -> &'static str {
+        match self {
+            WireError::BadJson => "bad_json",
+            WireError::BadEnvelope => "bad_envelope",
+            WireError::UnsupportedVersion => "unsupported_version",
+            WireError::UnknownType => "unknown_type",
+            WireError::BadBody => "bad_body",
+            WireError::TooLarge => "too_large",
+            WireError::ForgedSender => "forged_sender",
+        }
+    }
+}
+
+/// The error code on the wire of a state machine error.
+pub fn call_error_code(e: CallError) -> &'static str {
+    match e {
+        CallError::NotFound => "not_found",
+        CallError::Ended => "call_ended",
+        CallError::NotParticipant => "not_participant",
+        CallError::NotHost => "not_host",
+        CallError::InvalidState => "invalid_state",
+        CallError::AnsweredElsewhere => "answered_elsewhere",
+        CallError::Busy => "busy",
+        CallError::UnknownUser => "unknown_user",
+        CallError::BadRequest => "bad_request",
+        CallError::Stale => "stale",
+    }
+}
+
+/// A decoded uplink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The envelope as received.
+    pub envelope: Envelope,
+    /// Request id (the envelope's `req`, or its `id`).
+    pub req: String,
+    /// The command.
+    pub cmd: Command,
+}
+
+/// Decodes an uplink from `sender` (the authenticated client id). An error
+/// comes with the request id to answer, when one could be read.
+pub fn decode(
+    payload: &[u8],
+    sender: &str,
+    max_bytes: usize,
+) -> Result<Request, (WireError, Option<String>)> {
+    if payload.len() > max_bytes {
+        return Err((WireError::TooLarge, None));
+    }
+    let raw: Value = serde_json::from_slice(payload).map_err(|_| (WireError::BadJson, None))?;
+    let req_hint = raw
+        .get("req")
+        .or_else(|| raw.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let env: Envelope =
+        serde_json::from_value(raw).map_err(|_| (WireError::BadEnvelope, req_hint.clone()))?;
+    let req = env.req.clone().unwrap_or_else(|| env.id.clone());
+    let fail = |e: WireError| (e, Some(req.clone()));
+    if env.v != VERSION {
+        return Err(fail(WireError::UnsupportedVersion));
+    }
+    if env.id.is_empty() || env.id.len() > 128 || req.len() > 128 {
+        return Err(fail(WireError::BadEnvelope));
+    }
+    if env.from.as_deref().is_some_and(|f| f != sender) {
+        return Err(fail(WireError::ForgedSender));
+    }
+    let cmd = command(&env.kind, &env.body).map_err(fail)?;
+    Ok(Request {
+        envelope: env,
+        req,
+        cmd,
+    })
+}
+
+fn command(kind: &str, body: &Value) -> Result<Command, WireError> {
+    let s = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or(WireError::BadBody)
+    };
+    let call_id = || s("call_id");
+    let users = |k: &str| -> Result<Vec<String>, WireError> {
+        match body.get(k) {
+            Some(Value::String(u)) => Ok(vec![u.clone()]),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or(WireError::BadBody))
+                .collect(),
+            _ => Err(WireError::BadBody),
+        }
+    };
+    let media = |default: Media| match body.get("media").and_then(Value::as_str) {
+        None => Ok(default),
+        Some("audio") => Ok(Media::Audio),
+        Some("video") => Ok(Media::Video),
+        Some(_) => Err(WireError::BadBody),
+    };
+    Ok(match kind {
+        "call.start" => {
+            let to = users("to")?;
+            let kind = match body.get("kind").and_then(Value::as_str) {
+                None if to.len() == 1 => Kind::Call,
+                None => Kind::Meeting,
+                Some("call") => Kind::Call,
+                Some("meeting") => Kind::Meeting,
+                Some(_) => return Err(WireError::BadBody),
+            };
+            let title = body
+                .get("title")
+                .and_then(Value::as_str)
+                .map(|t| t.chars().take(200).collect());
+            Command::Start {
+                to,
+                kind,
+                media: media(Media::Video)?,
+                title,
+            }
+        }
+        "call.ringing" => Command::Ringing {
+            call_id: call_id()?,
+        },
+        "call.accept" => Command::Accept {
+            call_id: call_id()?,
+        },
+        "call.decline" => Command::Decline {
+            call_id: call_id()?,
+        },
+        "call.cancel" => Command::Cancel {
+            call_id: call_id()?,
+        },
+        "call.invite" => Command::Invite {
+            call_id: call_id()?,
+            to: users("to")?,
+        },
+        "call.leave" | "call.hangup" => Command::Leave {
+            call_id: call_id()?,
+        },
+        "call.end" => Command::End {
+            call_id: call_id()?,
+        },
+        "call.mute" => Command::Mute {
+            call_id: call_id()?,
+            target: body
+                .get("target")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            media: media(Media::Audio)?,
+            muted: body
+                .get("muted")
+                .and_then(Value::as_bool)
+                .ok_or(WireError::BadBody)?,
+        },
+        "call.remove" => Command::Remove {
+            call_id: call_id()?,
+            target: s("target")?,
+        },
+        "call.transfer_host" => Command::TransferHost {
+            call_id: call_id()?,
+            to: s("to")?,
+        },
+        "sync" => Command::Sync,
+        _ => return Err(WireError::UnknownType),
+    })
+}
+
+/// A downlink message.
+pub fn downlink(
+    id: &str,
+    kind: &str,
+    req: Option<&str>,
+    now: i64,
+    ttl: i64,
+    body: Value,
+) -> Envelope {
+    Envelope {
+        v: VERSION,
+        id: id.to_string(),
+        kind: kind.to_string(),
+        req: req.map(str::to_string),
+        ts: now,
+        ttl: Some(ttl),
+        from: None,
+        body,
+    }
+}
+
+/// The body of an `error` downlink.
+pub fn error_body(code: &str, message: &str) -> Value {
+    json!({ "code": code, "message": message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(kind: &str, body: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({"v": 1, "id": "m1", "type": kind, "ts": 1, "body": body}))
+            .unwrap()
+    }
+
+    #[test]
+    fn decodes_requests() {
+        let r = decode(
+            &env("call.start", json!({"to": "bob"})),
+            "GID_a@@@alice",
+            1000,
+        )
+        .unwrap();
+        assert_eq!(r.req, "m1", "req defaults to the message id");
+        assert_eq!(
+            r.cmd,
+            Command::Start {
+                to: vec!["bob".into()],
+                kind: Kind::Call,
+                media: Media::Video,
+                title: None
+            }
+        );
+        let r = decode(
+            &env("call.start", json!({"to": ["b", "c"], "media": "audio"})),
+            "x",
+            1000,
+        )
+        .unwrap();
+        assert!(matches!(
+            r.cmd,
+            Command::Start {
+                kind: Kind::Meeting,
+                media: Media::Audio,
+                ..
+            }
+        ));
+        let r = decode(
+            &env("call.mute", json!({"call_id": "c", "muted": true})),
+            "x",
+            1000,
+        )
+        .unwrap();
+        assert_eq!(
+            r.cmd,
+            Command::Mute {
+                call_id: "c".into(),
+                target: None,
+                media: Media::Audio,
+                muted: true
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_what_does_not_fit() {
+        let code = |p: &[u8]| decode(p, "GID_a@@@alice", 200).unwrap_err().0;
+        assert_eq!(code(b"{not json"), WireError::BadJson);
+        assert_eq!(code(br#"{"v":1,"type":"sync"}"#), WireError::BadEnvelope);
+        assert_eq!(code(&env("call.fly", json!({}))), WireError::UnknownType);
+        assert_eq!(code(&env("call.accept", json!({}))), WireError::BadBody);
+        assert_eq!(code(&[b' '; 201]), WireError::TooLarge);
+        let v2 = serde_json::to_vec(&json!({"v": 2, "id": "m", "type": "sync", "ts": 1})).unwrap();
+        assert_eq!(code(&v2), WireError::UnsupportedVersion);
+        let forged = serde_json::to_vec(
+            &json!({"v": 1, "id": "m", "type": "sync", "ts": 1, "from": "GID_a@@@bob"}),
+        )
+        .unwrap();
+        let (e, req) = decode(&forged, "GID_a@@@alice", 200).unwrap_err();
+        assert_eq!((e, req.as_deref()), (WireError::ForgedSender, Some("m")));
+    }
+}

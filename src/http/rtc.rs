@@ -1,0 +1,103 @@
+//! The mock RTC channel service over HTTP (`/rtc/v1/...`): what a client
+//! does with the join parameters the controller gave it.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::HttpState;
+use crate::rtc::mock::JoinRequest;
+use crate::rtc::token::decode_single;
+use crate::rtc::RtcError;
+
+/// The body of `POST /rtc/v1/join`: the ARTC fields, or the single-parameter token alone.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum JoinBody {
+    /// appid, channel, userid, nonce, timestamp, token.
+    Fields(JoinRequest),
+    /// `{"token": "<Base64(JSON)>"}`.
+    Single {
+        /// The single-parameter token.
+        token: String,
+    },
+}
+
+/// The body of `POST /rtc/v1/leave`.
+#[derive(Deserialize)]
+pub struct LeaveBody {
+    channel: String,
+    userid: String,
+    session: String,
+}
+
+fn refuse(e: RtcError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (
+        status,
+        Json(json!({ "error": e.code(), "message": e.to_string() })),
+    )
+        .into_response()
+}
+
+/// `POST /rtc/v1/join`
+pub async fn join(
+    State(s): State<Arc<HttpState>>,
+    body: Result<Json<JoinBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return refuse(RtcError::BadRequest(
+            "expected the ARTC fields or {\"token\": \"<single parameter>\"}".into(),
+        ));
+    };
+    let req = match body {
+        JoinBody::Fields(r) => r,
+        JoinBody::Single { token } => match decode_single(&token) {
+            Some(p) => JoinRequest {
+                appid: p.appid,
+                channel: p.channelid,
+                userid: p.userid,
+                nonce: p.nonce,
+                timestamp: p.timestamp,
+                token: p.token,
+            },
+            None => return refuse(RtcError::InvalidToken),
+        },
+    };
+    match s.rtc.join(&req, crate::controller::now_ms()) {
+        Ok(j) => Json(j).into_response(),
+        Err(e) => refuse(e),
+    }
+}
+
+/// `POST /rtc/v1/leave`
+pub async fn leave(
+    State(s): State<Arc<HttpState>>,
+    body: Result<Json<LeaveBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(b)) = body else {
+        return refuse(RtcError::BadRequest(
+            "expected {channel, userid, session}".into(),
+        ));
+    };
+    match s.rtc.leave(&b.channel, &b.userid, &b.session) {
+        Ok(()) => Json(json!({ "left": true })).into_response(),
+        Err(e) => refuse(e),
+    }
+}
+
+/// `GET /rtc/v1/channels/{channel}`
+pub async fn channel(State(s): State<Arc<HttpState>>, Path(channel): Path<String>) -> Response {
+    match s.rtc.members(&channel) {
+        Some((call_id, open, members)) => Json(
+            json!({ "channel": channel, "call_id": call_id, "open": open, "members": members }),
+        )
+        .into_response(),
+        None => refuse(RtcError::NoChannel),
+    }
+}

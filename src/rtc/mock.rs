@@ -1,0 +1,348 @@
+//! The mock RTC channel service: channels registered by the controller,
+//! joins checked against ARTC tokens, membership, revocation, and join/leave
+//! callbacks to the controller.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use rand::distr::{Alphanumeric, SampleString};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::token::{self, JoinParams};
+use super::{RtcEvent, RtcProvider};
+
+/// Why a join or leave was refused (HTTP status and error code).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RtcError {
+    /// The token does not match its fields, or the AppID is not ours.
+    #[error("invalid token")]
+    InvalidToken,
+    /// The token's timestamp has passed.
+    #[error("token expired")]
+    Expired,
+    /// The user was removed from the channel after this token was issued.
+    #[error("access to this channel was revoked")]
+    Revoked,
+    /// No such channel, or it was closed.
+    #[error("no such channel, or it is closed")]
+    NoChannel,
+    /// Not a member (leave) or malformed request.
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl RtcError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            RtcError::InvalidToken | RtcError::Expired => 401,
+            RtcError::Revoked => 403,
+            RtcError::NoChannel => 404,
+            RtcError::BadRequest(_) => 400,
+        }
+    }
+
+    /// A stable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RtcError::InvalidToken => "invalid_token",
+            RtcError::Expired => "token_expired",
+            RtcError::Revoked => "revoked",
+            RtcError::NoChannel => "no_channel",
+            RtcError::BadRequest(_) => "bad_request",
+        }
+    }
+}
+
+/// A join request: the ARTC fields (or decoded from the single-parameter form).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct JoinRequest {
+    /// AppID.
+    pub appid: String,
+    /// Channel id.
+    pub channel: String,
+    /// RTC user id.
+    pub userid: String,
+    /// Nonce.
+    #[serde(default)]
+    pub nonce: String,
+    /// Expiry, Unix seconds.
+    pub timestamp: i64,
+    /// The token.
+    pub token: String,
+}
+
+/// A successful join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Joined {
+    /// Session id, for leaving.
+    pub session: String,
+    /// Channel id.
+    pub channel: String,
+    /// Everyone in the channel now.
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Channel {
+    open: bool,
+    call_id: String,
+    /// RTC user to session id.
+    members: BTreeMap<String, String>,
+    /// RTC user to the time (ms) their access was revoked.
+    revoked: HashMap<String, i64>,
+}
+
+/// The mock RTC channel service.
+pub struct MockRtc {
+    app_id: String,
+    app_key: String,
+    token_ttl_secs: i64,
+    gslb: Vec<String>,
+    channels: Mutex<HashMap<String, Channel>>,
+    events: mpsc::UnboundedSender<RtcEvent>,
+}
+
+impl MockRtc {
+    /// A service for one AppID/AppKey; joins and leaves go to the returned receiver.
+    pub fn new(
+        app_id: &str,
+        app_key: &str,
+        token_ttl_secs: i64,
+        gslb: Vec<String>,
+    ) -> (MockRtc, mpsc::UnboundedReceiver<RtcEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rtc = MockRtc {
+            app_id: app_id.into(),
+            app_key: app_key.into(),
+            token_ttl_secs,
+            gslb,
+            channels: Mutex::new(HashMap::new()),
+            events: tx,
+        };
+        (rtc, rx)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Channel>> {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Joins a channel with a token, at `now_ms`.
+    pub fn join(&self, r: &JoinRequest, now_ms: i64) -> Result<Joined, RtcError> {
+        if r.appid != self.app_id
+            || token::token(
+                &self.app_id,
+                &self.app_key,
+                &r.channel,
+                &r.userid,
+                &r.nonce,
+                r.timestamp,
+            ) != r.token
+        {
+            return Err(RtcError::InvalidToken);
+        }
+        if r.timestamp * 1000 <= now_ms {
+            return Err(RtcError::Expired);
+        }
+        let mut channels = self.lock();
+        let ch = channels
+            .get_mut(&r.channel)
+            .filter(|c| c.open)
+            .ok_or(RtcError::NoChannel)?;
+        if let Some(at) = ch.revoked.get(&r.userid) {
+            if issued_at(&r.nonce).is_none_or(|issued| issued <= *at) {
+                return Err(RtcError::Revoked);
+            }
+        }
+        let session = format!("s-{}", Alphanumeric.sample_string(&mut rand::rng(), 16));
+        let fresh = ch
+            .members
+            .insert(r.userid.clone(), session.clone())
+            .is_none();
+        let members = ch.members.keys().cloned().collect();
+        drop(channels);
+        if fresh {
+            let _ = self.events.send(RtcEvent::Joined {
+                channel: r.channel.clone(),
+                user: r.userid.clone(),
+            });
+        }
+        Ok(Joined {
+            session,
+            channel: r.channel.clone(),
+            members,
+        })
+    }
+
+    /// Leaves a channel.
+    pub fn leave(&self, channel: &str, user: &str, session: &str) -> Result<(), RtcError> {
+        let mut channels = self.lock();
+        let ch = channels.get_mut(channel).ok_or(RtcError::NoChannel)?;
+        if ch.members.get(user).map(String::as_str) != Some(session) {
+            return Err(RtcError::BadRequest(format!(
+                "{user} has no session {session} in {channel}"
+            )));
+        }
+        ch.members.remove(user);
+        drop(channels);
+        let _ = self.events.send(RtcEvent::Left {
+            channel: channel.into(),
+            user: user.into(),
+        });
+        Ok(())
+    }
+
+    /// Who is in a channel, and the call it belongs to.
+    pub fn members(&self, channel: &str) -> Option<(String, bool, Vec<String>)> {
+        self.lock().get(channel).map(|c| {
+            (
+                c.call_id.clone(),
+                c.open,
+                c.members.keys().cloned().collect(),
+            )
+        })
+    }
+}
+
+/// The issue time (ms) the mock embeds in its nonces.
+fn issued_at(nonce: &str) -> Option<i64> {
+    nonce.split('-').nth(1)?.parse().ok()
+}
+
+impl RtcProvider for MockRtc {
+    fn open_channel(&self, channel: &str, call_id: &str) {
+        let mut channels = self.lock();
+        let ch = channels.entry(channel.to_string()).or_default();
+        ch.open = true;
+        ch.call_id = call_id.to_string();
+    }
+
+    fn close_channel(&self, channel: &str) {
+        let gone: Vec<String> = match self.lock().get_mut(channel) {
+            Some(ch) => {
+                ch.open = false;
+                std::mem::take(&mut ch.members).into_keys().collect()
+            }
+            None => vec![],
+        };
+        for user in gone {
+            let _ = self.events.send(RtcEvent::Left {
+                channel: channel.into(),
+                user,
+            });
+        }
+    }
+
+    fn revoke(&self, channel: &str, user: &str, now_ms: i64) {
+        let was_in = {
+            let mut channels = self.lock();
+            let ch = channels.entry(channel.to_string()).or_default();
+            ch.revoked.insert(user.to_string(), now_ms);
+            ch.members.remove(user).is_some()
+        };
+        if was_in {
+            let _ = self.events.send(RtcEvent::Left {
+                channel: channel.into(),
+                user: user.into(),
+            });
+        }
+    }
+
+    fn join_params(&self, channel: &str, user: &str, now_ms: i64) -> JoinParams {
+        // The nonce carries the issue time, so a revocation can refuse older tokens only.
+        let nonce = format!(
+            "AK-{}-{}",
+            now_ms,
+            Alphanumeric.sample_string(&mut rand::rng(), 8)
+        );
+        let expiry = now_ms / 1000 + self.token_ttl_secs;
+        JoinParams::issue(
+            &self.app_id,
+            &self.app_key,
+            channel,
+            user,
+            &nonce,
+            expiry,
+            self.gslb.clone(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(p: &JoinParams) -> JoinRequest {
+        JoinRequest {
+            appid: p.appid.clone(),
+            channel: p.channel.clone(),
+            userid: p.userid.clone(),
+            nonce: p.nonce.clone(),
+            timestamp: p.timestamp,
+            token: p.token.clone(),
+        }
+    }
+
+    #[test]
+    fn join_checks_token_channel_expiry_and_revocation() {
+        let (rtc, mut rx) = MockRtc::new("app", "key", 60, vec![]);
+        let now = 1_000_000_000;
+        let p = rtc.join_params("ch1", "bob", now);
+        assert_eq!(rtc.join(&request(&p), now), Err(RtcError::NoChannel));
+        rtc.open_channel("ch1", "c1");
+        let ok = rtc.join(&request(&p), now).unwrap();
+        assert_eq!(ok.members, vec!["bob".to_string()]);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            RtcEvent::Joined {
+                channel: "ch1".into(),
+                user: "bob".into()
+            }
+        );
+
+        let mut forged = request(&p);
+        forged.userid = "mallory".into();
+        assert_eq!(rtc.join(&forged, now), Err(RtcError::InvalidToken));
+        assert_eq!(rtc.join(&request(&p), now + 61_000), Err(RtcError::Expired));
+
+        rtc.revoke("ch1", "bob", now + 10);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            RtcEvent::Left {
+                channel: "ch1".into(),
+                user: "bob".into()
+            }
+        );
+        assert_eq!(rtc.join(&request(&p), now + 20), Err(RtcError::Revoked));
+        let again = rtc.join_params("ch1", "bob", now + 30);
+        assert!(
+            rtc.join(&request(&again), now + 40).is_ok(),
+            "a token issued after the revocation works"
+        );
+
+        rtc.close_channel("ch1");
+        assert_eq!(
+            rtc.join(&request(&again), now + 50),
+            Err(RtcError::NoChannel)
+        );
+    }
+
+    #[test]
+    fn leave_needs_the_session() {
+        let (rtc, mut rx) = MockRtc::new("app", "key", 60, vec![]);
+        rtc.open_channel("ch1", "c1");
+        let p = rtc.join_params("ch1", "bob", 0);
+        let s = rtc.join(&request(&p), 0).unwrap().session;
+        let _ = rx.try_recv();
+        assert!(rtc.leave("ch1", "bob", "nope").is_err());
+        rtc.leave("ch1", "bob", &s).unwrap();
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            RtcEvent::Left {
+                channel: "ch1".into(),
+                user: "bob".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,265 @@
+//! The controller's durable state: call snapshots, timers, the outbox,
+//! remembered replies, known devices and the call timeline. Each input's
+//! changes are written in one transaction (`apply_batch`).
+
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError};
+use crate::calls::{Call, CallError, Device, Millis, ReplyBody, Timer, TimerKind};
+
+/// A downlink message waiting to be handed to the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Order of insertion (and key).
+    pub seq: i64,
+    /// Recipient.
+    pub client_id: String,
+    /// Topic (its P2P inbox).
+    pub topic: String,
+    /// The envelope, as JSON.
+    pub payload: String,
+    /// Not sent after this (ms).
+    pub expires_at: Millis,
+}
+
+/// One message of a call's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// When (ms).
+    pub at: Millis,
+    /// `in` (from a device) or `out` (to a device).
+    pub direction: String,
+    /// The device.
+    pub client_id: String,
+    /// Message type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The message itself.
+    pub message: serde_json::Value,
+}
+
+/// Everything the controller restores at start.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Calls (live ones and recently ended ones).
+    pub calls: Vec<Call>,
+    /// Pending timers and when they are due.
+    pub timers: Vec<(Timer, Millis)>,
+    /// Devices seen.
+    pub devices: Vec<Device>,
+    /// Remembered replies: client id, request id, result, remembered until.
+    pub replies: Vec<(String, String, Result<ReplyBody, CallError>, Millis)>,
+    /// Downlinks not yet handed to the broker.
+    pub outbox: Vec<OutboxRow>,
+}
+
+/// The changes one input caused.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Calls to save.
+    pub calls: Vec<Call>,
+    /// Timers to set.
+    pub set_timers: Vec<(Timer, Millis)>,
+    /// Timers to forget.
+    pub cancel_timers: Vec<Timer>,
+    /// Downlinks: client id, topic, payload, expires at.
+    pub outbox: Vec<(String, String, String, Millis)>,
+    /// Replies to remember: client id, request id, result, until.
+    pub replies: Vec<(String, String, Result<ReplyBody, CallError>, Millis)>,
+    /// Devices seen for the first time (and when).
+    pub devices: Vec<(Device, Millis)>,
+    /// Timeline entries: call id and entry.
+    pub events: Vec<(String, TimelineEntry)>,
+}
+
+fn timer_key(kind: &TimerKind) -> String {
+    serde_json::to_string(kind).unwrap_or_default()
+}
+
+fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+impl Store {
+    /// Loads the controller's state; ended calls older than `since` stay in the database only.
+    pub fn load_controller(&self, since: Millis) -> Result<Loaded, StoreError> {
+        let conn = self.conn();
+        let mut out = Loaded::default();
+        let mut st =
+            conn.prepare("SELECT data FROM calls WHERE ended_at IS NULL OR ended_at >= ?1")?;
+        for data in st.query_map([since], |r| r.get::<_, String>(0))? {
+            out.calls
+                .push(serde_json::from_str(&data?).map_err(corrupt)?);
+        }
+        let mut st = conn.prepare("SELECT call_id, timer, due_at FROM call_timers")?;
+        for row in st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+        })? {
+            let (call_id, kind, due) = row?;
+            let kind: TimerKind = serde_json::from_str(&kind).map_err(corrupt)?;
+            out.timers.push((Timer { call_id, kind }, due));
+        }
+        let mut st = conn.prepare("SELECT client_id, user_id, instance_id FROM call_devices")?;
+        for row in st.query_map([], |r| {
+            Ok(Device {
+                client_id: r.get(0)?,
+                user: r.get(1)?,
+                instance: r.get(2)?,
+            })
+        })? {
+            out.devices.push(row?);
+        }
+        let mut st = conn
+            .prepare("SELECT client_id, req, result, until FROM call_replies WHERE until > ?1")?;
+        let rows = st.query_map([since], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (c, q, result, until) = row?;
+            out.replies
+                .push((c, q, serde_json::from_str(&result).map_err(corrupt)?, until));
+        }
+        let mut st = conn.prepare(
+            "SELECT seq, client_id, topic, payload, expires_at FROM outbox ORDER BY seq",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(OutboxRow {
+                seq: r.get(0)?,
+                client_id: r.get(1)?,
+                topic: r.get(2)?,
+                payload: r.get(3)?,
+                expires_at: r.get(4)?,
+            })
+        })?;
+        out.outbox = rows.collect::<Result<_, _>>()?;
+        Ok(out)
+    }
+
+    /// Writes one input's changes atomically; returns the new outbox rows.
+    pub fn apply_batch(&self, b: &Batch) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for c in &b.calls {
+            let state = serde_json::to_value(c.state).map_err(corrupt)?;
+            tx.execute(
+                "INSERT INTO calls (id, instance_id, state, data, created_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (id) DO UPDATE SET state = ?3, data = ?4, ended_at = ?6",
+                params![c.id, c.instance, state["state"].as_str().unwrap_or(""), serde_json::to_string(c).map_err(corrupt)?, c.created_at, c.ended_at],
+            )?;
+        }
+        for t in &b.cancel_timers {
+            tx.execute(
+                "DELETE FROM call_timers WHERE call_id = ?1 AND timer = ?2",
+                params![t.call_id, timer_key(&t.kind)],
+            )?;
+        }
+        for (t, due) in &b.set_timers {
+            tx.execute(
+                "INSERT INTO call_timers (call_id, timer, due_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (call_id, timer) DO UPDATE SET due_at = ?3",
+                params![t.call_id, timer_key(&t.kind), due],
+            )?;
+        }
+        for (c, q, result, until) in &b.replies {
+            tx.execute(
+                "INSERT OR REPLACE INTO call_replies (client_id, req, result, until) VALUES (?1, ?2, ?3, ?4)",
+                params![c, q, serde_json::to_string(result).map_err(corrupt)?, until],
+            )?;
+        }
+        for (d, at) in &b.devices {
+            tx.execute(
+                "INSERT OR IGNORE INTO call_devices (client_id, user_id, instance_id, first_seen) VALUES (?1, ?2, ?3, ?4)",
+                params![d.client_id, d.user, d.instance, at],
+            )?;
+        }
+        for (call_id, e) in &b.events {
+            tx.execute(
+                "INSERT INTO call_events (call_id, at, direction, client_id, type, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![call_id, e.at, e.direction, e.client_id, e.kind, e.message.to_string()],
+            )?;
+        }
+        let mut rows = Vec::with_capacity(b.outbox.len());
+        for (client_id, topic, payload, expires_at) in &b.outbox {
+            tx.execute(
+                "INSERT INTO outbox (client_id, topic, payload, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![client_id, topic, payload, expires_at],
+            )?;
+            rows.push(OutboxRow {
+                seq: tx.last_insert_rowid(),
+                client_id: client_id.clone(),
+                topic: topic.clone(),
+                payload: payload.clone(),
+                expires_at: *expires_at,
+            });
+        }
+        tx.commit()?;
+        Ok(rows)
+    }
+
+    /// Forgets outbox rows the broker took (or that expired).
+    pub fn outbox_done(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for s in seqs {
+            tx.execute("DELETE FROM outbox WHERE seq = ?1", [s])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Drops remembered replies past their time.
+    pub fn prune_replies(&self, now: Millis) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM call_replies WHERE until <= ?1", [now])?;
+        Ok(())
+    }
+
+    /// Every signaling message of a call, in order.
+    pub fn timeline(&self, call_id: &str) -> Result<Vec<TimelineEntry>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT at, direction, client_id, type, message FROM call_events WHERE call_id = ?1 ORDER BY seq",
+        )?;
+        let rows = st.query_map([call_id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, direction, client_id, kind, message) = row?;
+            let message =
+                serde_json::from_str(&message).unwrap_or(serde_json::Value::String(message));
+            out.push(TimelineEntry {
+                at,
+                direction,
+                client_id,
+                kind,
+                message,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The stored snapshot of a call (live or ended).
+    pub fn stored_call(&self, call_id: &str) -> Result<Option<Call>, StoreError> {
+        let data: Option<String> = self
+            .conn()
+            .query_row("SELECT data FROM calls WHERE id = ?1", [call_id], |r| {
+                r.get(0)
+            })
+            .ok();
+        data.map(|d| serde_json::from_str(&d).map_err(corrupt))
+            .transpose()
+    }
+}
