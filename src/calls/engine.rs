@@ -288,6 +288,7 @@ impl Engine {
                     call_id: c.id.clone(),
                     channel: c.channel.clone(),
                     user: from.user.clone(),
+                    issued_at: now,
                 });
             } else if p.state.is_pending() && p.ring_until.is_some_and(|t| t > now) {
                 invites.push(CallView::from(c));

@@ -95,6 +95,7 @@ impl Engine {
                 call_id: fresh_id.to_string(),
                 channel,
                 user: from.user.clone(),
+                issued_at: now,
             },
             unreachable,
         })
@@ -209,6 +210,7 @@ impl Engine {
                 call_id: call_id.to_string(),
                 channel,
                 user: from.user.clone(),
+                issued_at: now,
             },
             unreachable,
         })
@@ -260,7 +262,7 @@ impl Engine {
         match p.state {
             s if s.is_pending() => {}
             s if s.is_in() && p.device.as_deref() == Some(&from.client_id) => {
-                return Ok(self.joined_reply(call_id, &from.user));
+                return self.joined_reply(call_id, &from.user, now);
             }
             s if s.is_in() => return Err(CallError::AnsweredElsewhere),
             _ => return Err(CallError::InvalidState),
@@ -300,21 +302,21 @@ impl Engine {
         };
         self.notify(fx, others, event, ttl);
         fx.push(Effect::Saved(call_id.to_string()));
-        let _ = now;
-        Ok(self.joined_reply(call_id, &from.user))
+        self.joined_reply(call_id, &from.user, now)
     }
 
-    fn joined_reply(&self, call_id: &str, user: &str) -> ReplyBody {
-        let c = &self.calls[call_id];
-        ReplyBody::Joined {
+    fn joined_reply(&self, call_id: &str, user: &str, now: Millis) -> Result<ReplyBody, CallError> {
+        let c = self.calls.get(call_id).ok_or(CallError::NotFound)?;
+        Ok(ReplyBody::Joined {
             call: CallView::from(c),
             join: JoinFor {
                 call_id: call_id.to_string(),
                 channel: c.channel.clone(),
                 user: user.to_string(),
+                issued_at: now,
             },
             unreachable: vec![],
-        }
+        })
     }
 
     pub(super) fn decline(

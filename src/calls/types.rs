@@ -532,6 +532,8 @@ pub struct JoinFor {
     pub channel: String,
     /// RTC user id.
     pub user: String,
+    /// When the parameters are issued (a retry of the request gets the same ones).
+    pub issued_at: Millis,
 }
 
 /// What the runtime must do.

@@ -144,7 +144,7 @@ impl<'a> Fx<'a> {
         let p = self
             .rt
             .rtc
-            .join_params(&j.channel, &rtc_user_id(&j.user), self.now);
+            .join_params(&j.channel, &rtc_user_id(&j.user), j.issued_at);
         let mut v = serde_json::to_value(p).unwrap_or_default();
         v["call_id"] = json!(j.call_id);
         v

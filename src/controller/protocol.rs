@@ -116,15 +116,24 @@ pub fn decode(
     sender: &str,
     max_bytes: usize,
 ) -> Result<Request, (WireError, Option<String>)> {
-    if payload.len() > max_bytes {
-        return Err((WireError::TooLarge, None));
-    }
-    let raw: Value = serde_json::from_slice(payload).map_err(|_| (WireError::BadJson, None))?;
+    // The broker already caps bodies (64 KiB), so reading an oversize one
+    // just to find its request id is cheap, and lets the error carry it.
+    let raw: Value = serde_json::from_slice(payload).map_err(|_| {
+        let e = if payload.len() > max_bytes {
+            WireError::TooLarge
+        } else {
+            WireError::BadJson
+        };
+        (e, None)
+    })?;
     let req_hint = raw
         .get("req")
         .or_else(|| raw.get("id"))
         .and_then(Value::as_str)
         .map(str::to_string);
+    if payload.len() > max_bytes {
+        return Err((WireError::TooLarge, req_hint));
+    }
     let env: Envelope =
         serde_json::from_value(raw).map_err(|_| (WireError::BadEnvelope, req_hint.clone()))?;
     let req = env.req.clone().unwrap_or_else(|| env.id.clone());
@@ -330,6 +339,12 @@ mod tests {
         assert_eq!(code(&env("call.fly", json!({}))), WireError::UnknownType);
         assert_eq!(code(&env("call.accept", json!({}))), WireError::BadBody);
         assert_eq!(code(&[b' '; 201]), WireError::TooLarge);
+        let big = serde_json::to_vec(&json!({"v": 1, "id": "m", "req": "r9", "type": "sync", "ts": 1, "body": {"pad": "x".repeat(300)}})).unwrap();
+        assert_eq!(
+            decode(&big, "x", 200).unwrap_err(),
+            (WireError::TooLarge, Some("r9".into())),
+            "the error carries the request id"
+        );
         let v2 = serde_json::to_vec(&json!({"v": 2, "id": "m", "type": "sync", "ts": 1})).unwrap();
         assert_eq!(code(&v2), WireError::UnsupportedVersion);
         let forged = serde_json::to_vec(

@@ -249,14 +249,13 @@ impl RtcProvider for MockRtc {
         }
     }
 
-    fn join_params(&self, channel: &str, user: &str, now_ms: i64) -> JoinParams {
-        // The nonce carries the issue time, so a revocation can refuse older tokens only.
-        let nonce = format!(
-            "AK-{}-{}",
-            now_ms,
-            Alphanumeric.sample_string(&mut rand::rng(), 8)
-        );
-        let expiry = now_ms / 1000 + self.token_ttl_secs;
+    fn join_params(&self, channel: &str, user: &str, issued_ms: i64) -> JoinParams {
+        // The nonce carries the issue time, so a revocation can refuse older
+        // tokens only; it is derived, not random, so issuing the same
+        // parameters again (a retried request) gives the same token.
+        let tag = token::token(&self.app_id, "nonce", channel, user, "", issued_ms);
+        let nonce = format!("AK-{issued_ms}-{}", &tag[..8]);
+        let expiry = issued_ms / 1000 + self.token_ttl_secs;
         JoinParams::issue(
             &self.app_id,
             &self.app_key,

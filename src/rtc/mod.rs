@@ -37,6 +37,6 @@ pub trait RtcProvider: Send + Sync {
     fn close_channel(&self, channel: &str);
     /// Stops a user's access to a channel (tokens issued so far) and drops them.
     fn revoke(&self, channel: &str, user: &str, now_ms: i64);
-    /// Join parameters for a user, issued at `now_ms`.
-    fn join_params(&self, channel: &str, user: &str, now_ms: i64) -> JoinParams;
+    /// Join parameters for a user, issued at `issued_ms` (the same inputs give the same parameters).
+    fn join_params(&self, channel: &str, user: &str, issued_ms: i64) -> JoinParams;
 }

@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod bridge;
+mod calls;
 mod cli;
 mod conventions;
 mod persistence;
