@@ -37,11 +37,11 @@ pub struct CompareArgs {
     pub rounds: usize,
 }
 
-/// A broker process started for the comparison.
-struct Broker {
+/// A broker process started for a benchmark.
+pub(super) struct Broker {
     name: &'static str,
     child: Child,
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -72,7 +72,8 @@ async fn wait_ready(addr: SocketAddr, client_id: &str) -> anyhow::Result<()> {
     bail!("broker on {addr} not ready in 60 s")
 }
 
-async fn start_mqrtc() -> anyhow::Result<Broker> {
+/// Starts `mqrtc serve --dev` on free ports in a temp dir.
+pub(super) async fn start_mqrtc() -> anyhow::Result<Broker> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let log = std::fs::File::create(dir.path().join("mqrtc.log"))?;

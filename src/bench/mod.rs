@@ -1,6 +1,7 @@
 //! `mqrtc bench`: load generator for any MQTT broker, and a side-by-side
 //! run of this appliance and Debian's mosquitto on the same machine.
 
+mod calls;
 mod compare;
 mod idle;
 mod load;
@@ -60,6 +61,8 @@ pub enum BenchWhat {
     },
     /// Start this appliance and mosquitto on free ports and measure both.
     Compare(compare::CompareArgs),
+    /// Call setups per second and setup latency through the controller.
+    Calls(calls::CallArgs),
 }
 
 /// A broker to measure and the workload's shape.
@@ -132,6 +135,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&m)?);
         }
         BenchWhat::Compare(args) => compare::run(args).await?,
+        BenchWhat::Calls(args) => calls::run(args).await?,
     }
     Ok(())
 }

@@ -51,6 +51,8 @@ pub struct Engine {
     /// Timing and policy.
     pub rules: Rules,
     pub(super) calls: BTreeMap<String, Call>,
+    /// Ids of the calls not over yet (busy checks and sync look only at these).
+    pub(super) live: BTreeSet<String>,
     pub(super) channels: HashMap<String, String>,
     pub(super) devices: BTreeMap<(String, String), BTreeSet<String>>,
     pub(super) replies: HashMap<(String, String), (Result<ReplyBody, CallError>, Millis)>,
@@ -68,6 +70,11 @@ impl Engine {
     /// Restores a call (after a restart).
     pub fn restore_call(&mut self, call: Call) {
         self.channels.insert(call.channel.clone(), call.id.clone());
+        if call.is_over() {
+            self.live.remove(&call.id);
+        } else {
+            self.live.insert(call.id.clone());
+        }
         self.calls.insert(call.id.clone(), call);
     }
 
@@ -102,7 +109,7 @@ impl Engine {
 
     /// Calls not yet over.
     pub fn live_calls(&self) -> impl Iterator<Item = &Call> {
-        self.calls.values().filter(|c| !c.is_over())
+        self.live.iter().filter_map(|id| self.calls.get(id))
     }
 
     /// Forgets replies and ended calls older than the reply memory.
@@ -235,10 +242,9 @@ impl Engine {
 
     /// Whether `user` is taking part in a call other than `except`.
     pub(super) fn in_other_call(&self, instance: &str, user: &str, except: &str) -> bool {
-        self.calls.values().any(|c| {
+        self.live_calls().any(|c| {
             c.id != except
                 && c.instance == instance
-                && !c.is_over()
                 && c.participants.get(user).is_some_and(|p| p.state.is_in())
         })
     }

@@ -365,6 +365,7 @@ impl Engine {
         }
         c.state = CallState::Ended(reason);
         c.ended_at = Some(now);
+        self.live.remove(call_id);
         fx.push(Effect::CancelTimer(Timer {
             call_id: call_id.to_string(),
             kind: TimerKind::MaxDuration,

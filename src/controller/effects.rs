@@ -35,14 +35,10 @@ pub(super) struct Fx<'a> {
 
 impl<'a> Fx<'a> {
     pub fn new(rt: &'a Runtime, now: Millis) -> Self {
-        Self::with_batch(rt, now, Batch::default())
-    }
-
-    pub fn with_batch(rt: &'a Runtime, now: Millis, batch: Batch) -> Self {
         Fx {
             rt,
             now,
-            batch,
+            batch: Batch::default(),
             rtc: Vec::new(),
         }
     }
@@ -202,8 +198,8 @@ impl<'a> Fx<'a> {
             }
             Effect::CloseChannel { channel } => self.rtc.push(RtcOp::Close { channel }),
             Effect::RevokeRtc { channel, user } => self.rtc.push(RtcOp::Revoke { channel, user }),
-            Effect::SetTimer { timer, at } => self.batch.set_timers.push((timer, at)),
-            Effect::CancelTimer(t) => self.batch.cancel_timers.push(t),
+            Effect::SetTimer { timer, at } => self.batch.timers.push((timer, Some(at))),
+            Effect::CancelTimer(t) => self.batch.timers.push((t, None)),
             Effect::Saved(id) => {
                 if let Some(c) = self.rt.engine.call(&id) {
                     self.batch.calls.retain(|x| x.id != id);

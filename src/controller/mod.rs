@@ -110,11 +110,8 @@ pub async fn start(settings: Settings, deps: Deps) -> anyhow::Result<tokio::task
     for row in loaded.outbox {
         let _ = out.send(row);
     }
-    tokio::spawn(outbox::send(
-        deps.bridge.clone(),
-        deps.store.clone(),
-        out_rx,
-    ));
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    tokio::spawn(outbox::send(deps.bridge.clone(), out_rx, done_tx));
     let events = deps
         .bridge
         .subscribe(&["#"], 4096)
@@ -136,14 +133,41 @@ pub async fn start(settings: Settings, deps: Deps) -> anyhow::Result<tokio::task
         known,
         out,
     };
-    Ok(tokio::spawn(rt.run(events, deps.rtc_events)))
+    Ok(tokio::spawn(rt.run(events, deps.rtc_events, done_rx)))
 }
+
+/// Inputs staged for one commit: their merged batch and RTC operations.
+#[derive(Default)]
+struct Staged {
+    batch: Batch,
+    rtc: Vec<effects::RtcOp>,
+}
+
+impl Staged {
+    fn absorb(&mut self, (b, rtc): (Batch, Vec<effects::RtcOp>)) {
+        let t = &mut self.batch;
+        for c in b.calls {
+            t.calls.retain(|x| x.id != c.id);
+            t.calls.push(c);
+        }
+        t.timers.extend(b.timers);
+        t.outbox.extend(b.outbox);
+        t.replies.extend(b.replies);
+        t.devices.extend(b.devices);
+        t.events.extend(b.events);
+        self.rtc.extend(rtc);
+    }
+}
+
+/// Most uplinks processed together, in one SQLite transaction.
+const GROUP: usize = 64;
 
 impl Runtime {
     async fn run(
         mut self,
         mut events: mpsc::Receiver<BridgeEvent>,
         mut rtc: mpsc::UnboundedReceiver<RtcEvent>,
+        mut sent: mpsc::UnboundedReceiver<Vec<i64>>,
     ) {
         let mut prune = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -151,18 +175,32 @@ impl Runtime {
             let sleep = next
                 .map(|at| Duration::from_millis((at - now_ms()).max(0) as u64))
                 .unwrap_or(Duration::from_secs(3600));
+            let mut staged = Staged::default();
             tokio::select! {
-                ev = events.recv() => match ev {
-                    Some(ev) => self.bridge_event(ev).await,
-                    None => {
+                ev = events.recv() => {
+                    let Some(ev) = ev else {
                         tracing::warn!("bridge closed: controller stops");
                         return;
+                    };
+                    // Group commit: what queued up meanwhile goes in the same transaction.
+                    self.bridge_event(ev, &mut staged);
+                    for _ in 1..GROUP {
+                        match events.try_recv() {
+                            Ok(ev) => self.bridge_event(ev, &mut staged),
+                            Err(_) => break,
+                        }
                     }
-                },
-                Some(ev) = rtc.recv() => self.rtc_event(ev).await,
-                _ = tokio::time::sleep(sleep), if next.is_some() => self.fire_timers().await,
+                }
+                Some(ev) = rtc.recv() => self.rtc_event(ev, &mut staged),
+                _ = tokio::time::sleep(sleep), if next.is_some() => self.fire_timers(&mut staged),
                 _ = prune.tick() => self.prune().await,
+                Some(done) = sent.recv() => staged.batch.outbox_done.extend(done),
             }
+            // Outbox rows the broker took are forgotten in the same transaction.
+            while let Ok(done) = sent.try_recv() {
+                staged.batch.outbox_done.extend(done);
+            }
+            self.commit(staged).await;
         }
     }
 
@@ -181,27 +219,27 @@ impl Runtime {
         })
     }
 
-    async fn bridge_event(&mut self, ev: BridgeEvent) {
+    /// Remembers a device the first time it is seen.
+    fn seen(&mut self, d: &Device, now: Millis, staged: &mut Staged) {
+        if self.known.insert(d.client_id.clone()) {
+            staged.batch.devices.push((d.clone(), now));
+            self.engine.apply(Input::DeviceSeen(d.clone()), now, "-");
+        }
+    }
+
+    fn bridge_event(&mut self, ev: BridgeEvent, staged: &mut Staged) {
         match ev {
             BridgeEvent::Connected { client_id, .. } => {
-                if self.known.contains(&client_id) {
-                    return;
+                if let Some(d) = self.device(&client_id) {
+                    self.seen(&d, now_ms(), staged);
                 }
-                let Some(d) = self.device(&client_id) else {
-                    return;
-                };
-                self.known.insert(client_id);
-                let mut batch = Batch::default();
-                batch.devices.push((d.clone(), now_ms()));
-                self.engine.apply(Input::DeviceSeen(d), now_ms(), "-");
-                self.commit(batch, vec![]).await;
             }
-            BridgeEvent::Uplink(up) => self.uplink(up).await,
+            BridgeEvent::Uplink(up) => self.uplink(up, staged),
             BridgeEvent::Disconnected { .. } => {}
         }
     }
 
-    async fn uplink(&mut self, up: Uplink) {
+    fn uplink(&mut self, up: Uplink, staged: &mut Staged) {
         let dir = self.directory.get();
         let parent = up.topic.split('/').next().unwrap_or_default();
         let Some(topic) = dir.topic(parent).filter(|t| t.role == TopicRole::Uplink) else {
@@ -215,11 +253,7 @@ impl Runtime {
         };
         drop(dir);
         let now = now_ms();
-        if self.known.insert(from.client_id.clone()) {
-            let mut b = Batch::default();
-            b.devices.push((from.clone(), now));
-            self.commit(b, vec![]).await;
-        }
+        self.seen(&from, now, staged);
         match protocol::decode(
             &up.payload,
             &from.client_id,
@@ -229,8 +263,7 @@ impl Runtime {
                 tracing::info!(client_id = %from.client_id, code = e.code(), "uplink refused: {e}");
                 let mut fx = effects::Fx::new(self, now);
                 fx.wire_error(&from, req.as_deref(), e);
-                let (batch, rtc) = fx.finish();
-                self.commit(batch, rtc).await;
+                staged.absorb(fx.finish());
             }
             Ok(r) => {
                 let ttl = r
@@ -246,17 +279,17 @@ impl Runtime {
                     ttl: ttl + self.settings.clock_skew_ms,
                     cmd: r.cmd.clone(),
                 };
-                self.process(
+                self.stage(
                     input,
                     now,
                     Some((from, r.envelope.kind.clone(), r.cmd, logged)),
-                )
-                .await;
+                    staged,
+                );
             }
         }
     }
 
-    async fn rtc_event(&mut self, ev: RtcEvent) {
+    fn rtc_event(&mut self, ev: RtcEvent, staged: &mut Staged) {
         let (channel, rtc_user, joined) = match ev {
             RtcEvent::Joined { channel, user } => (channel, user, true),
             RtcEvent::Left { channel, user } => (channel, user, false),
@@ -277,10 +310,10 @@ impl Runtime {
         } else {
             Input::RtcLeft { channel, user }
         };
-        self.process(input, now_ms(), None).await;
+        self.stage(input, now_ms(), None, staged);
     }
 
-    async fn fire_timers(&mut self) {
+    fn fire_timers(&mut self, staged: &mut Staged) {
         let now = now_ms();
         while let Some((at, t)) = self.timers.first().cloned() {
             if at > now {
@@ -288,9 +321,8 @@ impl Runtime {
             }
             self.timers.remove(&(at, t.clone()));
             self.due.remove(&t);
-            let mut fired = Batch::default();
-            fired.cancel_timers.push(t.clone());
-            self.process_with(Input::Timer(t), now, None, fired).await;
+            staged.batch.timers.push((t.clone(), None));
+            self.stage(Input::Timer(t), now, None, staged);
         }
     }
 
@@ -303,21 +335,17 @@ impl Runtime {
         }
     }
 
-    async fn process(&mut self, input: Input, now: Millis, request: Option<effects::RequestMeta>) {
-        self.process_with(input, now, request, Batch::default())
-            .await;
-    }
-
-    async fn process_with(
+    /// Applies one input to the state machine and stages what it produced.
+    fn stage(
         &mut self,
         input: Input,
         now: Millis,
         request: Option<effects::RequestMeta>,
-        base: Batch,
+        staged: &mut Staged,
     ) {
         let fresh = new_id();
         let produced = self.engine.apply(input, now, &fresh);
-        let mut fx = effects::Fx::with_batch(self, now, base);
+        let mut fx = effects::Fx::new(self, now);
         if let Some(meta) = &request {
             fx.log_request(meta, &produced);
         }
@@ -325,25 +353,47 @@ impl Runtime {
             fx.effect(e);
         }
         let (batch, rtc) = fx.finish();
-        for (t, at) in &batch.set_timers {
-            if let Some(old) = self.due.insert(t.clone(), *at) {
-                self.timers.remove(&(old, t.clone()));
-            }
-            self.timers.insert((*at, t.clone()));
-        }
-        for t in &batch.cancel_timers {
+        for (t, due) in &batch.timers {
             if let Some(old) = self.due.remove(t) {
                 self.timers.remove(&(old, t.clone()));
             }
+            if let Some(at) = due {
+                self.due.insert(t.clone(), *at);
+                self.timers.insert((*at, t.clone()));
+            }
         }
-        self.commit(batch, rtc).await;
+        staged.absorb((batch, rtc));
     }
 
-    /// Writes a batch, then hands its downlinks to the sender and does its RTC operations.
-    async fn commit(&mut self, batch: Batch, rtc: Vec<effects::RtcOp>) {
-        let store = self.store.clone();
-        let written: Result<Result<_, StoreError>, _> =
-            tokio::task::spawn_blocking(move || store.apply_batch(&batch)).await;
+    /// Writes the staged batch, does its RTC operations, then hands its
+    /// downlinks to the sender.
+    async fn commit(&mut self, staged: Staged) {
+        let Staged { batch, rtc } = staged;
+        let empty = batch.calls.is_empty()
+            && batch.timers.is_empty()
+            && batch.outbox.is_empty()
+            && batch.replies.is_empty()
+            && batch.devices.is_empty()
+            && batch.events.is_empty()
+            && batch.outbox_done.is_empty();
+        let rows = if empty {
+            Vec::new()
+        } else {
+            let store = self.store.clone();
+            let written: Result<Result<_, StoreError>, _> =
+                tokio::task::spawn_blocking(move || store.apply_batch(&batch)).await;
+            match written {
+                Ok(Ok(rows)) => rows,
+                Ok(Err(e)) => {
+                    tracing::error!("controller state not saved: {e}");
+                    Vec::new()
+                }
+                Err(e) => {
+                    tracing::error!("controller state not saved: {e}");
+                    Vec::new()
+                }
+            }
+        };
         // RTC first: a reply with join parameters must find its channel open.
         let now = now_ms();
         for op in rtc {
@@ -357,14 +407,8 @@ impl Runtime {
                 }
             }
         }
-        match written {
-            Ok(Ok(rows)) => {
-                for row in rows {
-                    let _ = self.out.send(row);
-                }
-            }
-            Ok(Err(e)) => tracing::error!("controller state not saved: {e}"),
-            Err(e) => tracing::error!("controller state not saved: {e}"),
+        for row in rows {
+            let _ = self.out.send(row);
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Hands downlink messages to the broker in order, and forgets each from
-//! the SQLite outbox once the broker took it (or it expired unsent).
+//! Hands downlink messages to the broker in order, and reports the ones the
+//! broker took (or that expired unsent) so the runtime forgets them in its
+//! next transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +10,13 @@ use tokio::sync::mpsc;
 
 use super::now_ms;
 use crate::bridge::{BridgeError, Downlink, MessageBridge};
-use crate::store::{OutboxRow, Store};
+use crate::store::OutboxRow;
 
 /// Runs until the channel or the broker closes.
 pub(super) async fn send(
     bridge: Arc<dyn MessageBridge>,
-    store: Arc<Store>,
     mut rx: mpsc::UnboundedReceiver<OutboxRow>,
+    done_tx: mpsc::UnboundedSender<Vec<i64>>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut rows = vec![first];
@@ -46,11 +47,8 @@ pub(super) async fn send(
             }
             done.push(row.seq);
         }
-        let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.outbox_done(&done)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("outbox not cleaned: {e}"),
-            Err(e) => tracing::warn!("outbox not cleaned: {e}"),
+        if done_tx.send(done).is_err() {
+            return;
         }
     }
 }

@@ -59,10 +59,8 @@ pub struct Loaded {
 pub struct Batch {
     /// Calls to save.
     pub calls: Vec<Call>,
-    /// Timers to set.
-    pub set_timers: Vec<(Timer, Millis)>,
-    /// Timers to forget.
-    pub cancel_timers: Vec<Timer>,
+    /// Timer changes in order: `Some(due)` sets, `None` forgets.
+    pub timers: Vec<(Timer, Option<Millis>)>,
     /// Downlinks: client id, topic, payload, expires at.
     pub outbox: Vec<(String, String, String, Millis)>,
     /// Replies to remember: client id, request id, result, until.
@@ -71,6 +69,8 @@ pub struct Batch {
     pub devices: Vec<(Device, Millis)>,
     /// Timeline entries: call id and entry.
     pub events: Vec<(String, TimelineEntry)>,
+    /// Outbox rows the broker has taken, to forget.
+    pub outbox_done: Vec<i64>,
 }
 
 fn timer_key(kind: &TimerKind) -> String {
@@ -147,49 +147,55 @@ impl Store {
         let tx = conn.transaction()?;
         for c in &b.calls {
             let state = serde_json::to_value(c.state).map_err(corrupt)?;
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO calls (id, instance_id, state, data, created_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (id) DO UPDATE SET state = ?3, data = ?4, ended_at = ?6",
+            )?
+            .execute(
                 params![c.id, c.instance, state["state"].as_str().unwrap_or(""), serde_json::to_string(c).map_err(corrupt)?, c.created_at, c.ended_at],
             )?;
         }
-        for t in &b.cancel_timers {
-            tx.execute(
-                "DELETE FROM call_timers WHERE call_id = ?1 AND timer = ?2",
-                params![t.call_id, timer_key(&t.kind)],
-            )?;
-        }
-        for (t, due) in &b.set_timers {
-            tx.execute(
-                "INSERT INTO call_timers (call_id, timer, due_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (call_id, timer) DO UPDATE SET due_at = ?3",
-                params![t.call_id, timer_key(&t.kind), due],
-            )?;
+        for (t, due) in &b.timers {
+            match due {
+                Some(due) => tx
+                    .prepare_cached(
+                        "INSERT INTO call_timers (call_id, timer, due_at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (call_id, timer) DO UPDATE SET due_at = ?3",
+                    )?
+                    .execute(params![t.call_id, timer_key(&t.kind), due])?,
+                None => tx
+                    .prepare_cached("DELETE FROM call_timers WHERE call_id = ?1 AND timer = ?2")?
+                    .execute(params![t.call_id, timer_key(&t.kind)])?,
+            };
         }
         for (c, q, result, until) in &b.replies {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO call_replies (client_id, req, result, until) VALUES (?1, ?2, ?3, ?4)",
-                params![c, q, serde_json::to_string(result).map_err(corrupt)?, until],
-            )?;
+            )?
+            .execute(params![c, q, serde_json::to_string(result).map_err(corrupt)?, until])?;
         }
         for (d, at) in &b.devices {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR IGNORE INTO call_devices (client_id, user_id, instance_id, first_seen) VALUES (?1, ?2, ?3, ?4)",
-                params![d.client_id, d.user, d.instance, at],
-            )?;
+            )?
+            .execute(params![d.client_id, d.user, d.instance, at])?;
         }
         for (call_id, e) in &b.events {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO call_events (call_id, at, direction, client_id, type, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![call_id, e.at, e.direction, e.client_id, e.kind, e.message.to_string()],
-            )?;
+            )?
+            .execute(params![call_id, e.at, e.direction, e.client_id, e.kind, e.message.to_string()])?;
+        }
+        for seq in &b.outbox_done {
+            tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
+                .execute([seq])?;
         }
         let mut rows = Vec::with_capacity(b.outbox.len());
         for (client_id, topic, payload, expires_at) in &b.outbox {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO outbox (client_id, topic, payload, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![client_id, topic, payload, expires_at],
-            )?;
+            )?
+            .execute(params![client_id, topic, payload, expires_at])?;
             rows.push(OutboxRow {
                 seq: tx.last_insert_rowid(),
                 client_id: client_id.clone(),
@@ -207,7 +213,8 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         for s in seqs {
-            tx.execute("DELETE FROM outbox WHERE seq = ?1", [s])?;
+            tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
+                .execute([s])?;
         }
         tx.commit()?;
         Ok(())

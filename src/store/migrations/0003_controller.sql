@@ -20,7 +20,7 @@ CREATE TABLE call_timers (
 );
 
 CREATE TABLE outbox (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq         INTEGER PRIMARY KEY,
     client_id   TEXT NOT NULL,
     topic       TEXT NOT NULL,
     payload     TEXT NOT NULL,
@@ -43,7 +43,7 @@ CREATE TABLE call_devices (
 );
 
 CREATE TABLE call_events (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq         INTEGER PRIMARY KEY,
     call_id     TEXT NOT NULL,
     at          INTEGER NOT NULL,
     direction   TEXT NOT NULL CHECK (direction IN ('in', 'out')),
