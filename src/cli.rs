@@ -1,4 +1,5 @@
-//! The command line: `mqrtc serve`, `healthcheck`, `print-config`, `bench`.
+//! The command line: `mqrtc serve`, `healthcheck`, `print-config`, `bench`,
+//! `device`, and the provisioning commands.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -55,14 +56,19 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Per-device credentials (DeviceCredential mode).
+    /// A command-line device (`mqrtc device --id GID_demo@@@alice [call bob]`),
+    /// or per-device credentials (`mqrtc device create|list|delete`).
+    #[command(args_conflicts_with_subcommands = true)]
     Device {
-        /// What to do.
+        /// Provisioning of DeviceCredential keys.
         #[command(subcommand)]
-        cmd: DeviceCmd,
-        /// Data dir and output format.
+        cmd: Option<DeviceCmd>,
+        /// Data dir (for the CA with `--tls`) and `--json` event lines.
         #[command(flatten)]
         target: Target,
+        /// The command-line device.
+        #[command(flatten)]
+        run: Box<crate::device::DeviceArgs>,
     },
     /// Tokens (Token mode).
     Token {
@@ -82,7 +88,11 @@ impl Command {
             Command::Instance { cmd, target } => Ok((Admin::Instance(cmd), target)),
             Command::Group { cmd, target } => Ok((Admin::Group(cmd), target)),
             Command::Topic { cmd, target } => Ok((Admin::Topic(cmd), target)),
-            Command::Device { cmd, target } => Ok((Admin::Device(cmd), target)),
+            Command::Device {
+                cmd: Some(cmd),
+                target,
+                ..
+            } => Ok((Admin::Device(cmd), target)),
             Command::Token { cmd, target } => Ok((Admin::Token(cmd), target)),
             other => Err(other),
         }

@@ -29,6 +29,9 @@ fn main() -> ExitCode {
         },
         Command::Healthcheck(args) => runtime_block_on(healthcheck(args)),
         Command::Bench(args) => runtime_block_on(mqrtc::bench::run(args)),
+        Command::Device { target, run, .. } => runtime_block_on(async move {
+            mqrtc::device::run(*run, target.json, &target.data_dir).await
+        }),
         _ => unreachable!("provisioning commands were handled above"),
     }
 }

@@ -54,7 +54,8 @@ impl Engine {
         let channel = c.channel.clone();
         let kind = c.kind;
         let others = Engine::in_devices(c, Some(user));
-        let new_host = if c.host == user {
+        // A 1:1 call ends below, so only a meeting hands over its host.
+        let new_host = if c.host == user && kind == Kind::Meeting {
             // The longest in the channel (or longest answered) takes over.
             c.participants
                 .iter()

@@ -10,5 +10,6 @@ mod cli;
 mod conventions;
 mod persistence;
 mod rust_client;
+mod sdk;
 mod standard;
 mod transports;

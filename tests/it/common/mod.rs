@@ -40,7 +40,9 @@ impl Appliance {
             "--wss-port",
             "--http-port",
         ] {
-            cmd.args([p, "0"]);
+            if !args.contains(&p) {
+                cmd.args([p, "0"]);
+            }
         }
         cmd.args(args)
             .env("RUST_LOG", "info,rmqtt=warn,sled=warn")
@@ -145,6 +147,35 @@ impl Appliance {
         Self::start_in(
             self.dir.clone(),
             &self.args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    }
+
+    /// SIGKILL and start again on the same data dir and the same ports, so
+    /// connected clients find it again by themselves.
+    pub fn kill9_and_restart_same_ports(mut self) -> Appliance {
+        self.child.kill().expect("kill -9");
+        let _ = self.child.wait();
+        let p = &self.ports;
+        let ports = [
+            ("--mqtt-port", p.mqtt),
+            ("--mqtts-port", p.mqtts),
+            ("--ws-port", p.ws),
+            ("--wss-port", p.wss),
+            ("--http-port", p.http),
+        ];
+        let mut args: Vec<String> = self
+            .args
+            .iter()
+            .filter(|a| !ports.iter().any(|(f, _)| f == a))
+            .cloned()
+            .collect();
+        for (f, n) in ports {
+            args.push(f.to_string());
+            args.push(n.to_string());
+        }
+        Self::start_in(
+            self.dir.clone(),
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
         )
     }
 
@@ -273,6 +304,62 @@ impl Sub {
 }
 
 impl Drop for Sub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Debian's mosquitto broker on a free port (anonymous, no persistence file),
+/// killed on drop.
+pub struct Mosquitto {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .expect("mosquitto.conf");
+        let bin = if Path::new("/usr/sbin/mosquitto").exists() {
+            "/usr/sbin/mosquitto"
+        } else {
+            "mosquitto"
+        };
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto (scripts/install-test-deps.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Mosquitto {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Mosquitto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
