@@ -458,3 +458,36 @@ fn without_dev_a_signature_is_required() {
         text(&o)
     );
 }
+
+/// [MQTT-3.14.4]: after a client's DISCONNECT the server closes the
+/// connection and delivers nothing more on it (rmqtt patch 9). A raw socket
+/// says DISCONNECT and keeps reading: it must see the end of the stream.
+#[test]
+fn the_server_closes_the_connection_after_disconnect() {
+    use std::io::{Read, Write};
+    let a = Appliance::start(&["--dev"]);
+    for (name, level) in [("3.1.1", 4u8), ("5", 5u8)] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", a.ports.mqtt)).unwrap();
+        let id = format!("GID_demo@@@raw{level}");
+        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', level, 0x00, 0, 60];
+        if level == 5 {
+            body.push(0); // no properties
+        }
+        body.extend_from_slice(&(id.len() as u16).to_be_bytes());
+        body.extend_from_slice(id.as_bytes());
+        let mut connect = vec![0x10, body.len() as u8];
+        connect.extend(body);
+        s.write_all(&connect).unwrap();
+        let mut connack = [0u8; 4];
+        s.read_exact(&mut connack).unwrap();
+        assert_eq!(connack[0], 0x20, "{name}: CONNACK");
+        s.write_all(&[0xe0, 0x00]).unwrap(); // DISCONNECT (v5: reason 0 implied)
+                                             // A readiness bound, not a timing assertion: the close comes at once.
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut rest = Vec::new();
+        match s.read_to_end(&mut rest) {
+            Ok(_) => {}
+            Err(e) => panic!("{name}: the server kept the connection open after DISCONNECT ({e})"),
+        }
+    }
+}

@@ -842,17 +842,20 @@ impl SessionState {
                 flags.insert(StateFlags::Ping);
             }
 
+            // mqrtc patch 9: a DISCONNECT ends the online loop, so the
+            // connection is closed [MQTT-3.14.4] and nothing more is
+            // delivered to it. Upstream kept serving the socket until the
+            // client closed it, and handed a client that had said goodbye
+            // (but not yet closed) messages meant for its next session.
             Packet::V3(v3::Packet::Disconnect) => {
                 flags.insert(StateFlags::DisconnectReceived);
                 self.disconnected_set(Some(Disconnect::V3), None).await?;
-                // return Err(Reason::ConnectDisconnect(Some(Disconnect::V3)));
-                return Ok(());
+                return Err(Reason::ConnectDisconnect(Some(Disconnect::V3)));
             }
             Packet::V5(v5::Packet::Disconnect(d)) => {
                 flags.insert(StateFlags::DisconnectReceived);
-                self.disconnected_set(Some(Disconnect::V5(d)), None).await?;
-                // return Err(Reason::ConnectDisconnect(Some(Disconnect::V5(d))));
-                return Ok(());
+                self.disconnected_set(Some(Disconnect::V5(d.clone())), None).await?;
+                return Err(Reason::ConnectDisconnect(Some(Disconnect::V5(d))));
             }
             Packet::V5(v5::Packet::Auth(_)) => {
                 // rmqtt does not support MQTT 5.0 enhanced authentication, so no
