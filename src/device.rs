@@ -282,6 +282,14 @@ impl Device {
                 _ = tokio::signal::ctrl_c() => break,
             }
         }
+        // Quitting mid-call hangs up, as closing a calling app does.
+        if let Some(id) = self.current.clone() {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                self.command(&format!("hangup {id}")),
+            )
+            .await;
+        }
         for (call_id, s) in std::mem::take(&mut self.rtc_sessions) {
             self.rtc_leave(&call_id, s).await;
         }
@@ -393,12 +401,17 @@ impl Device {
             },
             "cancel" | "hangup" | "leave" | "end" => match self.pick(call_arg, false) {
                 Some(id) => {
+                    // Signal first: leaving the RTC channel alone already
+                    // counts as leaving the call for the controller.
                     let r = match verb {
                         "cancel" => c.cancel(&id).await,
                         "end" => c.end(&id).await,
                         _ => c.hangup(&id).await,
                     };
                     if r.is_ok() {
+                        if let Some(session) = self.rtc_sessions.remove(&id) {
+                            self.rtc_leave(&id, session).await;
+                        }
                         self.say("left", json!({ "call_id": id }), format!("left call {id}"));
                         self.finished(&id).await;
                     }
@@ -626,7 +639,11 @@ impl Device {
                 self.say(
                     "participant",
                     json!({ "call_id": call_id, "user": user, "state": state }),
-                    format!("{user} {}", state_name(state)),
+                    match state {
+                        PState::Ringing => format!("{user} is ringing"),
+                        PState::Joined => format!("{user} joined the channel"),
+                        s => format!("{user} {}", state_name(s).replace('_', " ")),
+                    },
                 );
                 if matches!(state, PState::Accepted) {
                     self.arm_hangup(&call_id);
@@ -697,12 +714,11 @@ impl Device {
         }
     }
 
-    /// A call this device was in is over for it.
+    /// A call this device was in is over for it (the RTC service already
+    /// closed the channel, or revoked this device's place in it).
     async fn finished(&mut self, call_id: &str) {
         self.clear_invite(call_id);
-        if let Some(s) = self.rtc_sessions.remove(call_id) {
-            self.rtc_leave(call_id, s).await;
-        }
+        self.rtc_sessions.remove(call_id);
         if self.current.as_deref() == Some(call_id) {
             self.current = None;
         }
@@ -737,8 +753,11 @@ impl Device {
     }
 
     async fn rtc_leave(&mut self, call_id: &str, s: RtcSession) {
-        if let Err(e) = rtc::leave(&self.rtc, &s).await {
-            tracing::warn!(call_id, "RTC leave failed: {e}");
+        match rtc::leave(&self.rtc, &s).await {
+            Ok(()) => {}
+            // Already out (the channel closed, or we were removed).
+            Err(e @ rtc::RtcError::Refused { .. }) => tracing::debug!(call_id, "RTC leave: {e}"),
+            Err(e) => tracing::warn!(call_id, "RTC leave failed: {e}"),
         }
     }
 }

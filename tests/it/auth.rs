@@ -29,7 +29,7 @@ fn admin_applied(a: &Appliance, args: &[&str]) -> serde_json::Value {
 }
 
 /// Runs `mqrtc <args> --data-dir <dir> --json` and returns its JSON output.
-fn admin(a: &Appliance, args: &[&str]) -> serde_json::Value {
+pub(crate) fn admin(a: &Appliance, args: &[&str]) -> serde_json::Value {
     let mut all = args.to_vec();
     let dir = a.path().to_str().unwrap().to_string();
     all.extend(["--data-dir", &dir, "--json"]);

@@ -635,3 +635,139 @@ async fn sdk_and_device_on_a_standard_mosquitto() {
     );
     carol.wait("message", |v| v["text"] == "hello carol");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_logs_in_with_the_three_auth_modes_and_refreshes_a_token() {
+    use mqrtc::client::Credentials;
+    let a = Appliance::start(&[]);
+    let admin = |args: &[&str]| crate::auth::admin(&a, args);
+    let (key_id, secret) = a.demo_key();
+    let instance = "mqrtc-demo".to_string();
+    let dev = admin(&[
+        "device",
+        "create",
+        "GID_demo@@@bob",
+        "--instance",
+        "mqrtc-demo",
+    ]);
+    let token = |ttl: &str| {
+        admin(&[
+            "token",
+            "create",
+            "--instance",
+            "mqrtc-demo",
+            "--type",
+            "RW",
+            "--resource",
+            "rtc_up,rtc_down,rtc_event",
+            "--ttl",
+            ttl,
+        ])["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    };
+    let port = a.ports.mqtt;
+    let login = |id: &str, c: Credentials| {
+        let mut o = opts(port, id);
+        o.credentials = c;
+        o
+    };
+
+    let (alice, mut alice_ev) = Client::connect(login(
+        "GID_demo@@@alice",
+        Credentials::Signature {
+            instance: instance.clone(),
+            key_id: key_id.clone(),
+            secret: secret.clone(),
+        },
+    ))
+    .unwrap();
+    let (bob, mut bob_ev) = Client::connect(login(
+        "GID_demo@@@bob",
+        Credentials::DeviceCredential {
+            instance: instance.clone(),
+            key_id: dev["id"].as_str().unwrap().into(),
+            secret: dev["secret"].as_str().unwrap().into(),
+        },
+    ))
+    .unwrap();
+    let (carol, mut carol_ev) = Client::connect(login(
+        "GID_web@@@carol",
+        Credentials::Token {
+            instance: instance.clone(),
+            key_id: key_id.clone(),
+            tokens: vec![("RW".into(), token("3600"))],
+        },
+    ))
+    .unwrap();
+    for ev in [&mut alice_ev, &mut bob_ev, &mut carol_ev] {
+        wait_for(ev, "sync after login", |e| matches!(e, Event::Synced(_))).await;
+    }
+
+    // A wrong secret never gets in: the client reports the refusal and retries.
+    let (_mallory, mut mallory_ev) = Client::connect(login(
+        "GID_demo@@@mallory",
+        Credentials::Signature {
+            instance: instance.clone(),
+            key_id: key_id.clone(),
+            secret: "wrong".into(),
+        },
+    ))
+    .unwrap();
+    let (refused, before) = wait_for(&mut mallory_ev, "refusal", |e| {
+        matches!(e, Event::Disconnected { .. })
+    })
+    .await;
+    assert!(before.is_empty(), "{before:?}");
+    let Event::Disconnected { reason, .. } = refused else {
+        unreachable!()
+    };
+    assert!(
+        reason.contains("BadUserNamePassword") || reason.contains("NotAuthorized"),
+        "{reason}"
+    );
+
+    // Carol presents a fresh token while connected, then keeps working.
+    carol
+        .refresh_token("RW", &token("7200"))
+        .await
+        .expect("uploadToken");
+    let call = alice
+        .start(&["bob", "carol"], None, Media::Audio, Some("standup"))
+        .await
+        .unwrap()
+        .call
+        .call_id;
+    for ev in [&mut bob_ev, &mut carol_ev] {
+        wait_for(ev, "invite", |e| {
+            is_call(
+                e,
+                |c| matches!(c, CallEvent::Invite { call: v, .. } if v.call_id == call),
+            )
+        })
+        .await;
+    }
+    bob.accept(&call)
+        .await
+        .expect("DeviceCredential device accepts");
+    carol
+        .accept(&call)
+        .await
+        .expect("Token device accepts after the refresh");
+    alice.end(&call).await.expect("host ends the meeting");
+    for ev in [&mut bob_ev, &mut carol_ev] {
+        wait_for(ev, "ended", |e| {
+            is_call(e, |c| {
+                matches!(
+                    c,
+                    CallEvent::Ended {
+                        reason: EndReason::EndedByHost,
+                        ..
+                    }
+                )
+            })
+        })
+        .await;
+    }
+}
