@@ -38,7 +38,7 @@ pub(crate) fn admin(a: &Appliance, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
 }
 
-fn token(a: &Appliance, kind: &str, resource: &str, ttl: u32) -> String {
+pub(crate) fn token(a: &Appliance, kind: &str, resource: &str, ttl: u32) -> String {
     let ttl = ttl.to_string();
     let v = admin(
         a,

@@ -459,35 +459,83 @@ fn without_dev_a_signature_is_required() {
     );
 }
 
-/// [MQTT-3.14.4]: after a client's DISCONNECT the server closes the
-/// connection and delivers nothing more on it (rmqtt patch 9). A raw socket
-/// says DISCONNECT and keeps reading: it must see the end of the stream.
+/// After a client's DISCONNECT nothing more is delivered on that connection
+/// (rmqtt patch 9): a raw socket says DISCONNECT but keeps its socket open;
+/// a P2P message sent to it then must wait for its next session.
 #[test]
-fn the_server_closes_the_connection_after_disconnect() {
+fn nothing_is_delivered_after_disconnect() {
     use std::io::{Read, Write};
     let a = Appliance::start(&["--dev"]);
+    let p = port(&a);
     for (name, level) in [("3.1.1", 4u8), ("5", 5u8)] {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", a.ports.mqtt)).unwrap();
         let id = format!("GID_demo@@@raw{level}");
         let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', level, 0x00, 0, 60];
         if level == 5 {
-            body.push(0); // no properties
+            body.extend_from_slice(&[5, 0x11, 0, 0, 0x0e, 0x10]); // session expiry 3600 s
         }
         body.extend_from_slice(&(id.len() as u16).to_be_bytes());
         body.extend_from_slice(id.as_bytes());
         let mut connect = vec![0x10, body.len() as u8];
         connect.extend(body);
         s.write_all(&connect).unwrap();
-        let mut connack = [0u8; 4];
-        s.read_exact(&mut connack).unwrap();
-        assert_eq!(connack[0], 0x20, "{name}: CONNACK");
-        s.write_all(&[0xe0, 0x00]).unwrap(); // DISCONNECT (v5: reason 0 implied)
-                                             // A readiness bound, not a timing assertion: the close comes at once.
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut rest = Vec::new();
-        match s.read_to_end(&mut rest) {
-            Ok(_) => {}
-            Err(e) => panic!("{name}: the server kept the connection open after DISCONNECT ({e})"),
-        }
+        let mut head = [0u8; 2];
+        s.read_exact(&mut head).unwrap();
+        assert_eq!(head[0], 0x20, "{name}: CONNACK");
+        let mut rest = vec![0u8; head[1] as usize];
+        s.read_exact(&mut rest).unwrap();
+        s.write_all(&[0xe0, 0x00]).unwrap(); // DISCONNECT, socket left open
+        let topic = format!("rtc_event/p2p/{id}");
+        let o = run(
+            "mosquitto_pub",
+            &[
+                "-p",
+                &p,
+                "-i",
+                "GID_demo@@@alice",
+                "-q",
+                "1",
+                "-t",
+                &topic,
+                "-m",
+                name,
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        // Whatever the old socket still yields (nothing, or its close) must
+        // not be a PUBLISH.
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        assert!(
+            !got.iter().any(|b| b >> 4 == 3),
+            "{name}: a PUBLISH reached the connection after DISCONNECT: {got:?}"
+        );
+        let version = if level == 5 { V5 } else { V3 };
+        let o = run(
+            "mosquitto_sub",
+            &[
+                "-p",
+                &p,
+                "-V",
+                version,
+                "-i",
+                &id,
+                "-c",
+                "-q",
+                "1",
+                "-t",
+                "rtc_event/x",
+                "-C",
+                "1",
+                "-W",
+                "10",
+            ],
+        );
+        assert_eq!(
+            text(&o).trim(),
+            name,
+            "{name}: delivered to the next session"
+        );
     }
 }

@@ -227,6 +227,14 @@ async fn raw_client(port: u16, id: &str) -> AsyncClient {
     c
 }
 
+async fn put(peer: &AsyncClient, topic: &str, payloads: &[&Vec<u8>]) {
+    for p in payloads {
+        peer.publish(topic, QoS::AtLeastOnce, false, p.to_vec())
+            .await
+            .unwrap();
+    }
+}
+
 fn texts(events: &[Event]) -> Vec<String> {
     events
         .iter()
@@ -254,24 +262,9 @@ async fn sdk_drops_duplicates_and_stale_messages_also_after_an_app_restart() {
     let inbox = "rtc_event/p2p/GID_demo@@@bob";
     let now = mqrtc::controller::now_ms();
     let offer = envelope("offer-1", now, 60_000, "offer");
-    peer.publish(inbox, QoS::AtLeastOnce, false, offer.clone())
-        .await
-        .unwrap();
-    peer.publish(inbox, QoS::AtLeastOnce, false, offer.clone())
-        .await
-        .unwrap();
     let old = envelope("old-1", now - 120_000, 10_000, "stale");
-    peer.publish(inbox, QoS::AtLeastOnce, false, old)
-        .await
-        .unwrap();
-    peer.publish(
-        inbox,
-        QoS::AtLeastOnce,
-        false,
-        envelope("m-2", now, 60_000, "marker"),
-    )
-    .await
-    .unwrap();
+    let marker = envelope("m-2", now, 60_000, "marker");
+    put(&peer, inbox, &[&offer, &offer, &old, &marker]).await;
     let (_, before) = wait_for(&mut bob_ev, "marker", |e| {
         texts(std::slice::from_ref(e)) == ["marker"]
     })
@@ -288,17 +281,12 @@ async fn sdk_drops_duplicates_and_stale_messages_also_after_an_app_restart() {
     // The app restarts with the same dedup file: a late copy is still dropped.
     let (bob, mut bob_ev) = Client::connect(o).unwrap();
     wait_for(&mut bob_ev, "sync", |e| matches!(e, Event::Synced(_))).await;
-    peer.publish(inbox, QoS::AtLeastOnce, false, offer)
-        .await
-        .unwrap();
-    peer.publish(
+    put(
+        &peer,
         inbox,
-        QoS::AtLeastOnce,
-        false,
-        envelope("m-3", now, 60_000, "marker 2"),
+        &[&offer, &envelope("m-3", now, 60_000, "marker 2")],
     )
-    .await
-    .unwrap();
+    .await;
     let (_, before) = wait_for(&mut bob_ev, "marker 2", |e| {
         texts(std::slice::from_ref(e)) == ["marker 2"]
     })
@@ -650,23 +638,7 @@ async fn sdk_logs_in_with_the_three_auth_modes_and_refreshes_a_token() {
         "--instance",
         "mqrtc-demo",
     ]);
-    let token = |ttl: &str| {
-        admin(&[
-            "token",
-            "create",
-            "--instance",
-            "mqrtc-demo",
-            "--type",
-            "RW",
-            "--resource",
-            "rtc_up,rtc_down,rtc_event",
-            "--ttl",
-            ttl,
-        ])["token"]
-            .as_str()
-            .expect("token")
-            .to_string()
-    };
+    let token = |ttl: u32| crate::auth::token(&a, "RW", "rtc_up,rtc_down,rtc_event", ttl);
     let port = a.ports.mqtt;
     let login = |id: &str, c: Credentials| {
         let mut o = opts(port, id);
@@ -697,7 +669,7 @@ async fn sdk_logs_in_with_the_three_auth_modes_and_refreshes_a_token() {
         Credentials::Token {
             instance: instance.clone(),
             key_id: key_id.clone(),
-            tokens: vec![("RW".into(), token("3600"))],
+            tokens: vec![("RW".into(), token(3600))],
         },
     ))
     .unwrap();
@@ -730,7 +702,7 @@ async fn sdk_logs_in_with_the_three_auth_modes_and_refreshes_a_token() {
 
     // Carol presents a fresh token while connected, then keeps working.
     carol
-        .refresh_token("RW", &token("7200"))
+        .refresh_token("RW", &token(7200))
         .await
         .expect("uploadToken");
     let call = alice

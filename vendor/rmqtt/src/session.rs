@@ -366,14 +366,21 @@ impl SessionState {
                     return Err(Reason::ConnectKeepaliveTimeout)
                 },
 
-                _ = &mut deliver_timeout_delay => {
+                // mqrtc patch 9: after the client's DISCONNECT nothing more is
+                // delivered on this connection (not even a resend); what
+                // arrives waits for the next session. Upstream kept
+                // delivering until the client closed its socket, and a client
+                // slow to close acknowledged, and lost, messages meant for
+                // its next session. The client closes [MQTT-3.14.4-1]; if it
+                // does not, the keep-alive ends the connection.
+                _ = &mut deliver_timeout_delay, if !flags.contains(StateFlags::DisconnectReceived) => {
                     while let Some(iflt_msg) = state.out_inflight().write().await.pop_front_timeout(){
                         log::debug!("{:?} has timeout message in inflight: {:?}", state.id, iflt_msg);
                         Box::pin(state.reforward(iflt_msg)).await?;
                     }
                 },
 
-                deliver_packet = deliver_queue_rx.next(), if state.out_inflight().read().await.has_credit() => {
+                deliver_packet = deliver_queue_rx.next(), if !flags.contains(StateFlags::DisconnectReceived) && state.out_inflight().read().await.has_credit() => {
                     log::debug!("{:?} deliver_packet: {:?}", state.id, deliver_packet);
                     match deliver_packet {
                         Some(Some((from, p))) => {
@@ -842,20 +849,17 @@ impl SessionState {
                 flags.insert(StateFlags::Ping);
             }
 
-            // mqrtc patch 9: a DISCONNECT ends the online loop, so the
-            // connection is closed [MQTT-3.14.4] and nothing more is
-            // delivered to it. Upstream kept serving the socket until the
-            // client closed it, and handed a client that had said goodbye
-            // (but not yet closed) messages meant for its next session.
             Packet::V3(v3::Packet::Disconnect) => {
                 flags.insert(StateFlags::DisconnectReceived);
                 self.disconnected_set(Some(Disconnect::V3), None).await?;
-                return Err(Reason::ConnectDisconnect(Some(Disconnect::V3)));
+                // return Err(Reason::ConnectDisconnect(Some(Disconnect::V3)));
+                return Ok(());
             }
             Packet::V5(v5::Packet::Disconnect(d)) => {
                 flags.insert(StateFlags::DisconnectReceived);
-                self.disconnected_set(Some(Disconnect::V5(d.clone())), None).await?;
-                return Err(Reason::ConnectDisconnect(Some(Disconnect::V5(d))));
+                self.disconnected_set(Some(Disconnect::V5(d)), None).await?;
+                // return Err(Reason::ConnectDisconnect(Some(Disconnect::V5(d))));
+                return Ok(());
             }
             Packet::V5(v5::Packet::Auth(_)) => {
                 // rmqtt does not support MQTT 5.0 enhanced authentication, so no
