@@ -293,6 +293,10 @@ impl Client {
             mo.set_credentials(u, p);
         }
         if let Some(ca) = &opts.tls_ca {
+            // Two rustls providers are compiled in (ring and aws-lc-rs, via
+            // different crates), so rustls cannot pick one by itself; an
+            // app that already chose one keeps it.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             mo.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
                 ca: ca.clone(),
                 alpn: None,

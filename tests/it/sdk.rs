@@ -469,10 +469,21 @@ fn two_device_processes_make_a_call_with_json_output() {
     let a = Appliance::start(&["--dev"]);
     let (m, h) = (a.ports.mqtt.to_string(), a.ports.http.to_string());
     let ports = ["--mqtt-port", &m, "--http-port", &h];
+    // Bob over TLS with the appliance's CA, Alice over plain TCP.
+    let (ms, ca) = (a.ports.mqtts.to_string(), a.ca());
+    let tls = [
+        "--tls",
+        "--mqtts-port",
+        &ms,
+        "--ca",
+        ca.to_str().unwrap(),
+        "--http-port",
+        &h,
+    ];
     let mut bob = DeviceProc::start(
         &[
             &["--id", "GID_web@@@bob", "--auto-answer", "--once"],
-            &ports[..],
+            &tls[..],
         ]
         .concat(),
     );
@@ -646,15 +657,18 @@ async fn sdk_logs_in_with_the_three_auth_modes_and_refreshes_a_token() {
         o
     };
 
-    let (alice, mut alice_ev) = Client::connect(login(
+    // Alice over TLS, trusting the appliance's generated CA.
+    let mut alice_opts = login(
         "GID_demo@@@alice",
         Credentials::Signature {
             instance: instance.clone(),
             key_id: key_id.clone(),
             secret: secret.clone(),
         },
-    ))
-    .unwrap();
+    );
+    alice_opts.port = a.ports.mqtts;
+    alice_opts.tls_ca = Some(std::fs::read(a.ca()).unwrap());
+    let (alice, mut alice_ev) = Client::connect(alice_opts).unwrap();
     let (bob, mut bob_ev) = Client::connect(login(
         "GID_demo@@@bob",
         Credentials::DeviceCredential {
