@@ -25,10 +25,11 @@ pub(crate) async fn credentials(scx: ServerContext, state: Arc<BrokerState>, not
         end_revoked(&scx, &state).await;
         let dir = state.directory.get();
         let now = super::unix_now();
-        for c in state.conns.snapshot() {
-            if c.expire_noticed {
-                continue;
-            }
+        let due = |c: &super::conns::Conn| {
+            !c.expire_noticed
+                && token_expiry(&dir, c).is_some_and(|(at, _)| at - now <= notice.as_secs() as i64)
+        };
+        for c in state.conns.matching(due) {
             if let Some((expires_at, kind)) = token_expiry(&dir, &c) {
                 if expires_at - now <= notice.as_secs() as i64 {
                     let body = serde_json::json!({ "expireTime": expires_at * 1000, "type": kind.as_str() });
@@ -54,7 +55,7 @@ pub(crate) async fn end_revoked(scx: &ServerContext, state: &BrokerState) -> usi
     let dir = state.directory.get();
     let now = super::unix_now();
     let mut ended = 0;
-    for c in state.conns.snapshot() {
+    for c in state.conns.matching(|c| revoked(&dir, c, now).is_some()) {
         let Some((why, problem)) = revoked(&dir, &c, now) else {
             continue;
         };

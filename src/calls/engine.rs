@@ -54,7 +54,9 @@ pub struct Engine {
     /// Ids of the calls not over yet (busy checks and sync look only at these).
     pub(super) live: BTreeSet<String>,
     pub(super) channels: HashMap<String, String>,
-    pub(super) devices: BTreeMap<(String, String), BTreeSet<String>>,
+    // A sorted Vec, not a BTreeSet: a user has a few devices, and a
+    // one-element BTreeSet allocates a whole node (~280 bytes) per user.
+    pub(super) devices: BTreeMap<(String, String), Vec<String>>,
     pub(super) replies: HashMap<(String, String), (Result<ReplyBody, CallError>, Millis)>,
 }
 
@@ -80,10 +82,13 @@ impl Engine {
 
     /// Restores a known device.
     pub fn restore_device(&mut self, d: Device) {
-        self.devices
+        let ids = self
+            .devices
             .entry((d.instance, d.user))
-            .or_default()
-            .insert(d.client_id);
+            .or_insert_with(|| Vec::with_capacity(1));
+        if let Err(at) = ids.binary_search(&d.client_id) {
+            ids.insert(at, d.client_id);
+        }
     }
 
     /// Restores a remembered reply.
@@ -232,11 +237,18 @@ impl Engine {
         }
     }
 
+    /// Whether the engine knows this device already.
+    pub fn knows(&self, d: &Device) -> bool {
+        self.devices
+            .get(&(d.instance.clone(), d.user.clone()))
+            .is_some_and(|ids| ids.binary_search(&d.client_id).is_ok())
+    }
+
     /// The client ids of a user in an instance.
     pub(super) fn devices_of(&self, instance: &str, user: &str) -> Vec<String> {
         self.devices
             .get(&(instance.to_string(), user.to_string()))
-            .map(|s| s.iter().cloned().collect())
+            .cloned()
             .unwrap_or_default()
     }
 

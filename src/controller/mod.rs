@@ -7,7 +7,7 @@ mod effects;
 mod outbox;
 pub mod protocol;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,7 +67,6 @@ struct Runtime {
     rtc: Arc<dyn RtcProvider>,
     timers: BTreeSet<(Millis, Timer)>,
     due: HashMap<Timer, Millis>,
-    known: HashSet<String>,
     out: mpsc::UnboundedSender<crate::store::OutboxRow>,
 }
 
@@ -79,9 +78,9 @@ pub async fn start(settings: Settings, deps: Deps) -> anyhow::Result<tokio::task
         .await?
         .context("while loading the controller's state")?;
     let mut engine = Engine::new(settings.rules.clone());
-    let mut known = HashSet::new();
+    let mut devices = 0usize;
     for d in loaded.devices {
-        known.insert(d.client_id.clone());
+        devices += 1;
         engine.restore_device(d);
     }
     for c in loaded.calls {
@@ -119,7 +118,7 @@ pub async fn start(settings: Settings, deps: Deps) -> anyhow::Result<tokio::task
     tracing::info!(
         calls = engine.live_calls().count(),
         timers = timers.len(),
-        devices = known.len(),
+        devices,
         "controller started"
     );
     let rt = Runtime {
@@ -130,7 +129,6 @@ pub async fn start(settings: Settings, deps: Deps) -> anyhow::Result<tokio::task
         rtc: deps.rtc,
         timers,
         due,
-        known,
         out,
     };
     Ok(tokio::spawn(rt.run(events, deps.rtc_events, done_rx)))
@@ -221,7 +219,7 @@ impl Runtime {
 
     /// Remembers a device the first time it is seen.
     fn seen(&mut self, d: &Device, now: Millis, staged: &mut Staged) {
-        if self.known.insert(d.client_id.clone()) {
+        if !self.engine.knows(d) {
             staged.batch.devices.push((d.clone(), now));
             self.engine.apply(Input::DeviceSeen(d.clone()), now, "-");
         }
