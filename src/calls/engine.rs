@@ -274,6 +274,20 @@ impl Engine {
         Ok(c)
     }
 
+    /// The sender's call and its own place in it.
+    pub(super) fn own_part(
+        &self,
+        from: &Device,
+        call_id: &str,
+    ) -> Result<(&Call, &Participant), CallError> {
+        let c = self.call_for(from, call_id)?;
+        let p = c
+            .participants
+            .get(&from.user)
+            .ok_or(CallError::NotParticipant)?;
+        Ok((c, p))
+    }
+
     pub(super) fn call_mut(&mut self, call_id: &str) -> Result<&mut Call, CallError> {
         self.calls.get_mut(call_id).ok_or(CallError::NotFound)
     }

@@ -12,11 +12,7 @@ impl Engine {
         now: Millis,
         fx: &mut Vec<Effect>,
     ) -> Result<ReplyBody, CallError> {
-        let c = self.call_for(from, call_id)?;
-        let p = c
-            .participants
-            .get(&from.user)
-            .ok_or(CallError::NotParticipant)?;
+        let (c, p) = self.own_part(from, call_id)?;
         if !p.state.is_in() {
             return Err(CallError::InvalidState);
         }

@@ -223,11 +223,7 @@ impl Engine {
         fx: &mut Vec<Effect>,
     ) -> Result<ReplyBody, CallError> {
         let ttl = self.rules.event_ttl;
-        let c = self.call_for(from, call_id)?;
-        let p = c
-            .participants
-            .get(&from.user)
-            .ok_or(CallError::NotParticipant)?;
+        let (_, p) = self.own_part(from, call_id)?;
         if p.state == PState::Invited {
             let c = self.call_mut(call_id)?;
             if let Some(p) = c.participants.get_mut(&from.user) {
@@ -254,11 +250,7 @@ impl Engine {
         now: Millis,
         fx: &mut Vec<Effect>,
     ) -> Result<ReplyBody, CallError> {
-        let c = self.call_for(from, call_id)?;
-        let p = c
-            .participants
-            .get(&from.user)
-            .ok_or(CallError::NotParticipant)?;
+        let (_, p) = self.own_part(from, call_id)?;
         match p.state {
             s if s.is_pending() => {}
             s if s.is_in() && p.device.as_deref() == Some(&from.client_id) => {
@@ -326,11 +318,7 @@ impl Engine {
         now: Millis,
         fx: &mut Vec<Effect>,
     ) -> Result<ReplyBody, CallError> {
-        let c = self.call_for(from, call_id)?;
-        let p = c
-            .participants
-            .get(&from.user)
-            .ok_or(CallError::NotParticipant)?;
+        let (_, p) = self.own_part(from, call_id)?;
         if !p.state.is_pending() {
             return Err(if p.state.is_in() {
                 CallError::AnsweredElsewhere
