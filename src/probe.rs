@@ -1,10 +1,10 @@
 //! Small clients the appliance uses on itself: an MQTT CONNECT probe
-//! (readiness, `mqrtc healthcheck`) and an HTTP GET.
+//! (readiness, `mqrtc healthcheck`) and an HTTP/1.1 request.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -63,15 +63,34 @@ pub async fn http_get(
     path: &str,
     timeout: Duration,
 ) -> std::io::Result<(u16, String)> {
+    let (status, body) = http_request(addr, hyper::Method::GET, path, None, timeout).await?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// One HTTP/1.1 request (`json`: a JSON body) to `addr`; returns the status
+/// and body. Used for `/healthz` and by the SDK's mock-RTC client.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: hyper::Method,
+    path: &str,
+    json: Option<String>,
+    timeout: Duration,
+) -> std::io::Result<(u16, Bytes)> {
     tokio::time::timeout(timeout, async {
         let stream = TcpStream::connect(addr).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(std::io::Error::other)?;
         tokio::spawn(conn);
-        let req = hyper::Request::get(path)
-            .header(hyper::header::HOST, addr.to_string())
-            .body(Empty::<Bytes>::new())
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, addr.to_string());
+        if json.is_some() {
+            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(json.unwrap_or_default())))
             .map_err(std::io::Error::other)?;
         let resp = sender
             .send_request(req)
@@ -84,7 +103,7 @@ pub async fn http_get(
             .await
             .map_err(std::io::Error::other)?
             .to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        Ok((status, body))
     })
     .await
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no HTTP answer in time"))?

@@ -5,11 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 
 use super::Join;
 
@@ -92,37 +88,23 @@ async fn post(base: &str, path: &str, body: &Value) -> Result<Value, RtcError> {
         .map_err(|e| down(&e))?
         .next()
         .ok_or_else(|| down(&format!("cannot resolve {authority}")))?;
-    let exchange = async {
-        let stream = TcpStream::connect(addr).await.map_err(|e| down(&e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| down(&e))?;
-        tokio::spawn(conn);
-        let req = hyper::Request::post(format!("{prefix}{path}"))
-            .header(hyper::header::HOST, authority)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| down(&e))?;
-        let resp = sender.send_request(req).await.map_err(|e| down(&e))?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| down(&e))?
-            .to_bytes();
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status == 200 {
-            Ok(v)
-        } else {
-            Err(RtcError::Refused {
-                status,
-                code: v["error"].as_str().unwrap_or("http_error").to_string(),
-                message: v["message"].as_str().unwrap_or_default().to_string(),
-            })
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .map_err(|_| down(&"no answer within 10 s"))?
+    let (status, bytes) = crate::probe::http_request(
+        addr,
+        hyper::Method::POST,
+        &format!("{prefix}{path}"),
+        Some(body.to_string()),
+        Duration::from_secs(10),
+    )
+    .await
+    .map_err(|e| down(&e))?;
+    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if status == 200 {
+        Ok(v)
+    } else {
+        Err(RtcError::Refused {
+            status,
+            code: v["error"].as_str().unwrap_or("http_error").to_string(),
+            message: v["message"].as_str().unwrap_or_default().to_string(),
+        })
+    }
 }
