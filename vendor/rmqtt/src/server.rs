@@ -239,7 +239,8 @@ async fn listen_tcp(scx: ServerContext, l: &Listener, lid: ListenerId) {
                         }
                     };
 
-                    match stream.mqtt().await {
+                    // mqrtc patch 10: boxed (see v3::process)
+                    match Box::pin(stream.mqtt()).await {
                         Ok(MqttStream::V3(s)) => {
                             if let Err(e) = v3::process(scx.clone(), s, lid).await {
                                 log::info!("MQTTv3 processing error: {e}, from: {remote_addr}");
@@ -287,7 +288,8 @@ async fn listen_tls(scx: ServerContext, l: &Listener, lid: ListenerId) {
                         }
                     };
 
-                    match stream.mqtt().await {
+                    // mqrtc patch 10: boxed (see v3::process)
+                    match Box::pin(stream.mqtt()).await {
                         Ok(MqttStream::V3(s)) => {
                             if let Err(e) = v3::process(scx.clone(), s, lid).await {
                                 log::info!("MQTTv3/TLS processing error: {e}, from: {remote_addr}");
@@ -335,7 +337,8 @@ async fn listen_ws(scx: ServerContext, l: &Listener, lid: ListenerId) {
                         }
                     };
 
-                    match stream.mqtt().await {
+                    // mqrtc patch 10: boxed (see v3::process)
+                    match Box::pin(stream.mqtt()).await {
                         Ok(MqttStream::V3(s)) => {
                             if let Err(e) = v3::process(scx.clone(), s, lid).await {
                                 log::info!("MQTTv3/WS processing error: {e}, from: {remote_addr}");
@@ -383,7 +386,8 @@ async fn listen_wss(scx: ServerContext, l: &Listener, lid: ListenerId) {
                         }
                     };
 
-                    match stream.mqtt().await {
+                    // mqrtc patch 10: boxed (see v3::process)
+                    match Box::pin(stream.mqtt()).await {
                         Ok(MqttStream::V3(s)) => {
                             if let Err(e) = v3::process(scx.clone(), s, lid).await {
                                 log::info!("MQTTv3/WSS processing error: {e}, from: {remote_addr}");
@@ -431,7 +435,8 @@ async fn listen_quic(scx: ServerContext, l: &Listener, lid: ListenerId) {
                         }
                     };
 
-                    match stream.mqtt().await {
+                    // mqrtc patch 10: boxed (see v3::process)
+                    match Box::pin(stream.mqtt()).await {
                         Ok(MqttStream::V3(s)) => {
                             if let Err(e) = v3::process(scx.clone(), s, lid).await {
                                 log::info!("MQTTv3/QUIC processing error: {e}, from: {remote_addr}");

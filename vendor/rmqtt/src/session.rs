@@ -185,23 +185,49 @@ impl SessionState {
         &self.tx
     }
 
-    #[inline]
-    pub(crate) async fn run<Io>(mut self, mut sink: Sink<Io>, keep_alive: u16)
+    // mqrtc patch 10: not an `async fn`, whose future would hold `self` and
+    // `sink` twice (the arguments and their moved copies); everything after
+    // the online loop is one boxed future, so an online connection's future
+    // holds only the loop's state (patch 8 boxed its parts one by one; their
+    // callers' locals still sized it).
+    pub(crate) fn run<Io>(
+        mut self,
+        mut sink: Sink<Io>,
+        keep_alive: u16,
+    ) -> impl std::future::Future<Output = ()>
     where
         Io: AsyncRead + AsyncWrite + Unpin,
     {
-        let limiter = {
-            let (burst, replenish_n_per) = self.fitter.mqueue_rate_limit();
-            Limiter::new(burst, replenish_n_per)
-        };
+        async move {
+            let limiter = {
+                let (burst, replenish_n_per) = self.fitter.mqueue_rate_limit();
+                Limiter::new(burst, replenish_n_per)
+            };
 
-        let (deliver_queue_tx, mut deliver_queue_rx) = self.deliver_queue_channel(&limiter);
-        let mut flags = StateFlags::empty();
+            let (deliver_queue_tx, mut deliver_queue_rx) = self.deliver_queue_channel(&limiter);
+            let mut flags = StateFlags::empty();
 
-        self.scx.connections.inc();
-        // mqrtc patch 8: the phases after the online loop are boxed too.
-        match self.run_loop(&mut sink, keep_alive, &mut flags, &deliver_queue_tx, &mut deliver_queue_rx).await
-        {
+            self.scx.connections.inc();
+            let result = self
+                .run_loop(&mut sink, keep_alive, &mut flags, &deliver_queue_tx, &mut deliver_queue_rx)
+                .await;
+            // `deliver_queue_rx` stays alive here: the offline loop feeds the queue.
+            Box::pin(self.after_online(result, sink, flags, &deliver_queue_tx)).await;
+        }
+    }
+
+    /// What follows the online loop: close, will, `client_disconnected`, and
+    /// for a persistent session the offline loop until it expires.
+    async fn after_online<Io>(
+        mut self,
+        result: std::result::Result<(), Reason>,
+        mut sink: Sink<Io>,
+        mut flags: StateFlags,
+        deliver_queue_tx: &MessageSender,
+    ) where
+        Io: AsyncRead + AsyncWrite + Unpin,
+    {
+        match result {
             Ok(()) => {
                 log::debug!("{} exit ...", self.id);
             }

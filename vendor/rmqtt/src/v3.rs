@@ -61,38 +61,50 @@ use crate::{Error, Result};
 /// * `scx` - Server context for accessing shared state
 /// * `sink` - MQTT v3.1.1 stream for I/O operations
 /// * `lid` - Listener port identifier
-pub(crate) async fn process<Io>(
+// mqrtc patch 10: a connection's future, while the client is online, is
+// little more than two pointers: the handshake and the session each run in
+// their own allocation (the handshake's is freed when it ends). As an
+// `async fn` awaiting them inline, this future held the stream twice (the
+// argument and its moved copy) and the session's future beside it.
+pub(crate) fn process<Io>(
     scx: ServerContext,
-    mut sink: v3::MqttStream<Io>,
+    sink: v3::MqttStream<Io>,
     lid: ListenerId,
-) -> Result<()>
+) -> impl std::future::Future<Output = Result<()>>
 where
     Io: AsyncRead + AsyncWrite + Unpin,
 {
-    let (state, keep_alive) = {
-        scx.handshakings.inc();
-        defer! {
-            scx.handshakings.dec();
-        }
+    let connect = Box::pin(connect(scx, sink, lid));
+    async move {
+        let (state, sink, keep_alive) = connect.await?;
+        Box::pin(state.run(Sink::V3(sink), keep_alive)).await;
+        Ok(())
+    }
+}
 
-        let (state, keep_alive) = // mqrtc patch 8: boxed, so the handshake's state is freed once
-        // it is done instead of sizing every connection's task.
-        match Box::pin(handshake(&scx, &mut sink, lid)).await {
-            Ok(c) => c,
-            Err((ack_code, e)) => {
-                refused_ack_v3(&scx, &mut sink, None, ack_code, e.to_string()).await?;
-                if let Err(e) = sink.close().await {
-                    log::info!("{lid} close io error, {e}");
-                }
-                return Err(e);
+/// The handshake; on success the session and the stream, for `process`.
+async fn connect<Io>(
+    scx: ServerContext,
+    mut sink: v3::MqttStream<Io>,
+    lid: ListenerId,
+) -> Result<(SessionState, v3::MqttStream<Io>, u16)>
+where
+    Io: AsyncRead + AsyncWrite + Unpin,
+{
+    scx.handshakings.inc();
+    defer! {
+        scx.handshakings.dec();
+    }
+    match handshake(&scx, &mut sink, lid).await {
+        Ok((state, keep_alive)) => Ok((state, sink, keep_alive)),
+        Err((ack_code, e)) => {
+            refused_ack_v3(&scx, &mut sink, None, ack_code, e.to_string()).await?;
+            if let Err(e) = sink.close().await {
+                log::info!("{lid} close io error, {e}");
             }
-        };
-        (state, keep_alive)
-    };
-
-    state.run(Sink::V3(sink), keep_alive).await;
-
-    Ok(())
+            Err(e)
+        }
+    }
 }
 
 #[inline]
