@@ -67,13 +67,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         Broker::start(
             settings,
             dir_for_broker,
-            Some(source.clone() as Arc<dyn DirectorySource>),
+            Some(source as Arc<dyn DirectorySource>),
         )
         .await
         .context("while starting the broker")?,
     );
     let bp = broker.ports();
-    let watcher = tokio::spawn(follow_provisioning(source, broker.clone()));
+    let watcher = tokio::spawn(follow_provisioning(broker.clone()));
 
     let http_listener = tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.ports.http))
         .await
@@ -229,12 +229,11 @@ impl DirectorySource for Provisioning {
 
 /// Reloads the directory whenever another process (the `mqrtc` CLI)
 /// changes provisioning, and lets the broker end what was revoked.
-async fn follow_provisioning(source: Arc<Provisioning>, broker: Arc<Broker>) {
+async fn follow_provisioning(broker: Arc<Broker>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
-        if let Some(d) = source.changed().await {
-            let ended = broker.replace_directory(d).await;
+        if let Some(ended) = broker.reload_directory().await {
             tracing::info!(ended, "provisioning changed: directory reloaded");
         }
     }

@@ -242,6 +242,8 @@ pub(crate) struct BrokerState {
     pub conns: Conns,
     pub tarpit: Tarpit,
     pub source: Option<Arc<dyn super::DirectorySource>>,
+    /// One provisioning reload at a time (see `watch::reload_directory`).
+    pub reload: tokio::sync::Mutex<()>,
 }
 
 #[cfg(test)]

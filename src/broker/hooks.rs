@@ -110,17 +110,15 @@ impl Hooks {
         let ip = ci.id().remote_addr.map(|a| a.ip());
         let mut result =
             auth::authenticate(&dir, st.rules.max_client_id_len, creds, super::unix_now());
-        if let (
-            Err(ConnectRefusal::BadCredentials(_) | ConnectRefusal::BadClientId(_)),
-            Some(src),
-        ) = (&result, &st.source)
+        if let (Err(ConnectRefusal::BadCredentials(_) | ConnectRefusal::BadClientId(_)), Some(_)) =
+            (&result, &st.source)
         {
-            // Perhaps provisioned a moment ago: look again before refusing.
-            if let Some(fresh) = src.changed().await {
-                st.directory.set(fresh);
-                bump(&st.stats.directory_reloads);
-                super::watch::end_revoked(&self.scx, st).await;
-                dir = st.directory.get();
+            // Perhaps provisioned a moment ago: look again before refusing
+            // (after a reload in progress, if any, was applied).
+            super::watch::reload_directory(&self.scx, st).await;
+            let fresh = st.directory.get();
+            if !Arc::ptr_eq(&fresh, &dir) {
+                dir = fresh;
                 result =
                     auth::authenticate(&dir, st.rules.max_client_id_len, creds, super::unix_now());
             }

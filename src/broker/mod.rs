@@ -154,6 +154,7 @@ impl Broker {
             stats: stats.clone(),
             conns: conns::Conns::default(),
             source,
+            reload: tokio::sync::Mutex::new(()),
             tarpit: conns::Tarpit::new(
                 s.limits.auth_failures_before_delay,
                 Duration::from_secs(600),
@@ -227,10 +228,11 @@ impl Broker {
     /// Installs a new provisioning snapshot and ends the connections whose
     /// group or credential it no longer has (v5: DISCONNECT 0x87 with why).
     /// Returns how many were ended.
-    pub async fn replace_directory(&self, d: crate::directory::Directory) -> usize {
-        self.state.directory.set(d);
-        stats::bump(&self.stats.directory_reloads);
-        watch::end_revoked(&self.scx, &self.state).await
+    /// Loads provisioning again if it changed (the `DirectorySource` given
+    /// at start) and ends what it revoked; `Some(connections ended)` if it
+    /// changed.
+    pub async fn reload_directory(&self) -> Option<usize> {
+        watch::reload_directory(&self.scx, &self.state).await
     }
 
     /// Ends the connection of every client whose id satisfies `pred`
