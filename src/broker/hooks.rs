@@ -110,9 +110,10 @@ impl Hooks {
         let ip = ci.id().remote_addr.map(|a| a.ip());
         let mut result =
             auth::authenticate(&dir, st.rules.max_client_id_len, creds, super::unix_now());
-        if let (Err(ConnectRefusal::BadCredentials(_) | ConnectRefusal::BadClientId(_)), Some(_)) =
-            (&result, &st.source)
-        {
+        if matches!(
+            result,
+            Err(ConnectRefusal::BadCredentials(_) | ConnectRefusal::BadClientId(_))
+        ) {
             // Perhaps provisioned a moment ago: look again before refusing
             // (after a reload in progress, if any, was applied).
             super::watch::reload_directory(&self.scx, st).await;

@@ -225,11 +225,9 @@ impl Broker {
         self.bridge.clone()
     }
 
-    /// Installs a new provisioning snapshot and ends the connections whose
-    /// group or credential it no longer has (v5: DISCONNECT 0x87 with why).
-    /// Returns how many were ended.
     /// Loads provisioning again if it changed (the `DirectorySource` given
-    /// at start) and ends what it revoked; `Some(connections ended)` if it
+    /// at start) and ends the connections whose group or credential it no
+    /// longer has (v5: DISCONNECT 0x87 with why); `Some(how many)` if it
     /// changed.
     pub async fn reload_directory(&self) -> Option<usize> {
         watch::reload_directory(&self.scx, &self.state).await
