@@ -198,6 +198,34 @@ pub enum TokenCmd {
     },
 }
 
+/// `mqrtc admin ...`: console accounts and API keys.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AccountCmd {
+    /// Set a new console password for an admin (creating the account if
+    /// needed); prints a generated one unless --password-stdin is given.
+    /// Ends that admin's console sessions.
+    ResetPassword {
+        /// Admin name.
+        #[arg(long, default_value = crate::store::FIRST_ADMIN)]
+        user: String,
+        /// Read the new password (12 characters or more) from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Create an API key for scripts (prints the key once).
+    ApiKeyCreate {
+        /// What it is for.
+        name: String,
+    },
+    /// List API keys (not the keys).
+    ApiKeyList,
+    /// Revoke an API key.
+    ApiKeyRevoke {
+        /// Key id.
+        id: String,
+    },
+}
+
 fn parse_scope(s: &str) -> Result<P2pScope, String> {
     P2pScope::parse(s).ok_or_else(|| format!("{s}: expected instance, group or none"))
 }
@@ -223,6 +251,8 @@ pub enum Admin {
     Device(DeviceCmd),
     /// Tokens.
     Token(TokenCmd),
+    /// Console accounts and API keys.
+    Account(AccountCmd),
 }
 
 /// Runs a provisioning command; returns what to print.
@@ -322,6 +352,41 @@ pub fn run(cmd: Admin, target: &Target) -> Result<String, StoreError> {
             DeviceCmd::Delete { id } => {
                 s.delete_device(&id)?;
                 out(&Done(format!("deleted device credential {id}")))
+            }
+        },
+        Admin::Account(c) => match c {
+            AccountCmd::ResetPassword {
+                user,
+                password_stdin,
+            } => {
+                let password = if password_stdin {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .map_err(|e| StoreError::Io("standard input".into(), e))?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                } else {
+                    use rand::distr::{Alphanumeric, SampleString};
+                    Alphanumeric.sample_string(&mut rand::rng(), 24)
+                };
+                s.set_admin_password(&user, &password, crate::store::unix_now())?;
+                if password_stdin {
+                    out(&Done(format!(
+                        "password of {user} set; its console sessions ended"
+                    )))
+                } else {
+                    secret(&serde_json::json!({ "user": user, "password": password }))
+                }
+            }
+            AccountCmd::ApiKeyCreate { name } => secret(&Secret(s.create_api_key(
+                &name,
+                "cli",
+                crate::store::unix_now(),
+            )?)),
+            AccountCmd::ApiKeyList => out(&s.list_api_keys()?),
+            AccountCmd::ApiKeyRevoke { id } => {
+                s.revoke_api_key(&id, crate::store::unix_now())?;
+                out(&Done(format!("revoked API key {id}")))
             }
         },
         Admin::Token(c) => match c {

@@ -98,11 +98,21 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     } else {
         None
     };
+    let ops = crate::ops::Ops::new(crate::ops::OpsDeps {
+        store: open_console_store(&cfg).await?,
+        broker: broker.clone(),
+        rtc: rtc.clone(),
+        ports,
+        dev: cfg.dev,
+        controller: controller.as_ref().map(|c| c.abort_handle()),
+        max_client_id_len: cfg.limits.max_client_id_len,
+    });
     let router = http::router(Arc::new(HttpState {
         broker: broker.clone(),
         ports,
         rtc,
         store: store.clone(),
+        ops,
     }));
     let (http_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
@@ -193,6 +203,45 @@ async fn open_store(cfg: &Config) -> anyhow::Result<Arc<Store>> {
         print_demo_credentials(&t, cfg.dev);
     }
     Ok(store)
+}
+
+/// Name of the file, in the data dir, that holds the first admin's password.
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password.txt";
+
+/// The console's own SQLite connection; creates the first admin (password
+/// in a file only the owner can read, never in the log) if there is none.
+async fn open_console_store(cfg: &Config) -> anyhow::Result<Arc<Store>> {
+    let dir = cfg.data_dir.clone();
+    let store = Arc::new(
+        tokio::task::spawn_blocking(move || Store::open_dir(&dir))
+            .await?
+            .context("while opening the database for the console")?,
+    );
+    let now = crate::store::unix_now();
+    if let Some(password) = blocking(&store, move |s| s.ensure_admin(now)).await? {
+        let path = cfg.data_dir.join(ADMIN_PASSWORD_FILE);
+        write_private(&path, &format!("{password}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+        tracing::warn!(
+            file = %path.display(),
+            "created the console admin account 'admin'; its password is in this file (owner-only); \
+             `mqrtc admin reset-password` sets a new one"
+        );
+    }
+    Ok(store)
+}
+
+/// Writes a file only its owner can read (mode 0600 on Unix).
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    f.write_all(text.as_bytes())
 }
 
 /// Provisioning as the broker sees it: the store, and the SQLite data

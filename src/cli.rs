@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::admin::{Admin, DeviceCmd, GroupCmd, InstanceCmd, Target, TokenCmd, TopicCmd};
+use crate::admin::{
+    AccountCmd, Admin, DeviceCmd, GroupCmd, InstanceCmd, Target, TokenCmd, TopicCmd,
+};
 use crate::bench::BenchArgs;
 
 /// mqrtc: the signaling side of an audio/video calling app on one box.
@@ -79,6 +81,15 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Console accounts and admin API keys.
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: AccountCmd,
+        /// Data dir and output format.
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 impl Command {
@@ -94,6 +105,7 @@ impl Command {
                 ..
             } => Ok((Admin::Device(cmd), target)),
             Command::Token { cmd, target } => Ok((Admin::Token(cmd), target)),
+            Command::Admin { cmd, target } => Ok((Admin::Account(cmd), target)),
             other => Err(other),
         }
     }

@@ -9,7 +9,9 @@ use std::collections::HashMap;
 
 /// What a parent topic is for (the cloud service's advice: uplink and
 /// downlink on different parent topics, high-volume traffic on its own).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TopicRole {
     /// Devices publish, the controller consumes.
@@ -42,7 +44,17 @@ impl TopicRole {
 }
 
 /// Which devices a group's devices may send P2P messages to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum P2pScope {
     /// Any device of the same instance (the default).
@@ -126,7 +138,9 @@ pub struct DeviceCredential {
 }
 
 /// The three token types of the cloud service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub enum TokenKind {
     /// Read: subscribe.
     R,

@@ -5,11 +5,14 @@
 //! that apply the cloud service's conventions, durable sessions (sled via
 //! rmqtt's session-storage plugin) and the bridge the controller uses.
 
+mod activity;
 mod bridge;
 mod conns;
 mod hooks;
+mod inspect;
 mod retain;
 mod stats;
+mod tail;
 mod watch;
 
 use std::net::{IpAddr, SocketAddr};
@@ -24,8 +27,11 @@ use rmqtt::net::{Builder, Listener};
 use rmqtt::server::MqttServer;
 use rmqtt::types::{Message, Reason};
 
+pub use activity::ConnEvent;
 pub use bridge::{EmbeddedBridge, CONTROLLER_CLIENT_ID};
+pub use inspect::{ClientDetail, ClientPage, ClientQuery, ClientSummary, SubscriptionInfo};
 pub use stats::{BrokerStats, StatsSnapshot};
+pub use tail::{TailWatch, Tapped};
 
 use crate::bridge::MessageBridge;
 use crate::certs::TlsFiles;
@@ -50,6 +56,9 @@ pub trait DirectorySource: Send + Sync {
     /// A new snapshot if provisioning changed since the last call.
     async fn changed(&self) -> Option<crate::directory::Directory>;
 }
+
+/// Connection events kept for the console (connects, disconnects, refusals).
+const ACTIVITY_EVENTS: usize = 20_000;
 
 /// What the broker needs to start.
 #[derive(Debug, Clone)]
@@ -155,7 +164,9 @@ impl Broker {
             conns: conns::Conns::default(),
             source,
             reload: tokio::sync::Mutex::new(()),
-            tarpit: conns::Tarpit::new(
+            activity: activity::Activity::new(ACTIVITY_EVENTS),
+            tail: tail::TailHub::new(),
+            tarpit: crate::tarpit::Tarpit::new(
                 s.limits.auth_failures_before_delay,
                 Duration::from_secs(600),
                 Duration::from_millis(s.limits.auth_delay_max_ms),
@@ -223,6 +234,37 @@ impl Broker {
     /// The bridge for the controller.
     pub fn bridge(&self) -> Arc<dyn MessageBridge> {
         self.bridge.clone()
+    }
+
+    /// Sessions (online, or offline and kept) matching `q`, one page.
+    pub async fn clients(&self, q: &ClientQuery) -> ClientPage {
+        inspect::list(&self.scx, q).await
+    }
+
+    /// One client id's session, subscriptions and recent connection events.
+    pub async fn client(&self, client_id: &str) -> ClientDetail {
+        let (session, subscriptions) = inspect::detail(&self.scx, client_id).await;
+        ClientDetail {
+            session,
+            subscriptions,
+            history: self.state.activity.of(client_id, 50),
+        }
+    }
+
+    /// The newest refused CONNECTs, newest first.
+    pub fn refusals(&self, limit: usize) -> Vec<ConnEvent> {
+        self.state.activity.refusals(limit)
+    }
+
+    /// Disconnects a client (an admin's kick; MQTT 5 clients get DISCONNECT
+    /// 0x98); false if it had no open connection.
+    pub async fn kick(&self, client_id: &str) -> bool {
+        inspect::kick(&self.scx, client_id).await
+    }
+
+    /// Starts watching every message the broker routes.
+    pub fn tail(&self) -> TailWatch {
+        self.state.tail.watch()
     }
 
     /// Loads provisioning again if it changed (the `DirectorySource` given
@@ -321,6 +363,7 @@ async fn register_hooks(scx: &ServerContext, hooks: hooks::Hooks) {
         Type::ClientConnected,
         Type::ClientDisconnected,
         Type::MessageDropped,
+        Type::MessageDelivered,
     ] {
         reg.add_priority(t, 100, Box::new(hooks.clone())).await;
     }

@@ -20,6 +20,8 @@ pub struct BrokerStats {
     pub(crate) expired_drops: AtomicU64,
     pub(crate) other_drops: AtomicU64,
     pub(crate) uplinks: AtomicU64,
+    pub(crate) messages_in: AtomicU64,
+    pub(crate) messages_out: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -49,6 +51,12 @@ pub struct StatsSnapshot {
     pub other_drops: u64,
     /// Allowed client publishes seen by the bridge tap.
     pub uplinks: u64,
+    /// Messages published into the broker (clients, wills, the controller).
+    #[serde(default)]
+    pub messages_in: u64,
+    /// Messages delivered to clients.
+    #[serde(default)]
+    pub messages_out: u64,
 }
 
 pub(crate) fn bump(c: &AtomicU64) -> u64 {
@@ -72,6 +80,8 @@ impl BrokerStats {
             expired_drops: r(&self.expired_drops),
             other_drops: r(&self.other_drops),
             uplinks: r(&self.uplinks),
+            messages_in: r(&self.messages_in),
+            messages_out: r(&self.messages_out),
         }
     }
 }

@@ -303,6 +303,20 @@ impl Runtime {
         else {
             return;
         };
+        let device = call
+            .participants
+            .get(&user)
+            .and_then(|p| p.device.clone())
+            .unwrap_or_else(|| user.clone());
+        let kind = if joined { "rtc.joined" } else { "rtc.left" };
+        let entry = crate::store::TimelineEntry {
+            at: now_ms(),
+            direction: "rtc".into(),
+            client_id: device,
+            kind: kind.into(),
+            message: serde_json::json!({ "channel": channel, "user": rtc_user }),
+        };
+        staged.batch.events.push((call.id.clone(), entry));
         let input = if joined {
             Input::RtcJoined { channel, user }
         } else {

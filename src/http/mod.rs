@@ -1,5 +1,5 @@
-//! The appliance's HTTP port: health and status now; the mock RTC service,
-//! the console and MQTT over WebSocket for browsers can join it later.
+//! The appliance's HTTP port: health, the mock RTC service, the admin REST
+//! API (`/api/v1`), the web console (`/console`) and its static assets.
 
 use std::sync::Arc;
 
@@ -12,7 +12,10 @@ use crate::broker::{Broker, StatsSnapshot};
 use crate::rtc::MockRtc;
 use crate::store::Store;
 
-mod api;
+pub mod api;
+mod assets;
+pub mod auth;
+pub mod console;
 mod rtc;
 
 /// Where every listener of a running appliance is (also `ports.json`).
@@ -40,6 +43,8 @@ pub struct HttpState {
     pub rtc: Arc<MockRtc>,
     /// SQLite (call data).
     pub store: Arc<Store>,
+    /// The operators' service layer (console and admin API).
+    pub ops: Arc<crate::ops::Ops>,
 }
 
 /// The answer of `GET /healthz`.
@@ -57,15 +62,44 @@ pub struct Health {
 
 /// The HTTP routes.
 pub fn router(state: Arc<HttpState>) -> Router {
+    let (api, doc) = api::router();
+    let doc = Arc::new(doc);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/rtc/v1/join", post(rtc::join))
         .route("/rtc/v1/leave", post(rtc::leave))
         .route("/rtc/v1/channels/{channel}", get(rtc::channel))
-        .route("/api/calls/{id}", get(api::call))
-        .route("/api/calls/{id}/timeline", get(api::timeline))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .merge(api)
+        .merge(console::router())
+        .route("/static/{*path}", get(assets::serve))
+        .fallback(not_found)
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+async fn not_found(uri: axum::http::Uri) -> api::ApiError {
+    api::ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        format!("nothing at {}", uri.path()),
+    )
+}
+
+/// A Unix-milliseconds time as `2026-12-02 22:05:11 UTC` (empty if out of range).
+pub fn when(ms: i64) -> String {
+    let fmt =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
 }
 
 async fn healthz(State(s): State<Arc<HttpState>>) -> Json<Health> {

@@ -205,6 +205,37 @@ impl MockRtc {
     }
 }
 
+/// A channel as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ChannelInfo {
+    /// Channel id.
+    pub channel: String,
+    /// The call it belongs to.
+    pub call_id: String,
+    /// Whether members may still join.
+    pub open: bool,
+    /// RTC user ids in the channel now.
+    pub members: Vec<String>,
+}
+
+impl MockRtc {
+    /// Every channel the service knows (open ones first, then by id).
+    pub fn channels(&self) -> Vec<ChannelInfo> {
+        let mut all: Vec<ChannelInfo> = self
+            .lock()
+            .iter()
+            .map(|(id, c)| ChannelInfo {
+                channel: id.clone(),
+                call_id: c.call_id.clone(),
+                open: c.open,
+                members: c.members.keys().cloned().collect(),
+            })
+            .collect();
+        all.sort_by(|a, b| b.open.cmp(&a.open).then_with(|| a.channel.cmp(&b.channel)));
+        all
+    }
+}
+
 /// The issue time (ms) the mock embeds in its nonces.
 fn issued_at(nonce: &str) -> Option<i64> {
     nonce.split('-').nth(1)?.parse().ok()

@@ -11,7 +11,7 @@ use super::{token_hash, unix_now, Store, StoreError};
 use crate::directory::TokenKind;
 
 /// A device credential just created: the only time its secret is shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct NewDeviceCredential {
     /// DeviceAccessKeyId.
     pub id: String,
@@ -24,7 +24,7 @@ pub struct NewDeviceCredential {
 }
 
 /// A token just issued: the only time the token itself is shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct NewToken {
     /// Public id, for listing and revoking.
     pub id: String,
@@ -41,7 +41,7 @@ pub struct NewToken {
 }
 
 /// A device credential, as listed (no secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeviceRow {
     /// DeviceAccessKeyId.
     pub id: String,
@@ -54,7 +54,7 @@ pub struct DeviceRow {
 }
 
 /// A token, as listed (no token).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenRow {
     /// Public id.
     pub id: String,

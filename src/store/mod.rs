@@ -9,15 +9,21 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+mod admins;
 mod calls;
+mod console;
 mod credentials;
 mod load;
 mod provision;
 mod secrets;
 
+pub use admins::{ApiKeyRow, NewApiKey, SignedIn, FIRST_ADMIN};
 pub use calls::{Batch, Loaded, OutboxRow, TimelineEntry};
-pub use credentials::{NewDeviceCredential, NewToken};
-pub use provision::{DemoTenant, NewAccessKey, DEMO_INSTANCE};
+pub use console::{CallCounts, CallPage, CallQuery, CallRow};
+pub use credentials::{DeviceRow, NewDeviceCredential, NewToken, TokenRow};
+pub use provision::{
+    DemoTenant, GrantRow, GroupRow, InstanceRow, NewAccessKey, TopicRow, DEMO_INSTANCE,
+};
 pub use secrets::{token_hash, MasterKey};
 
 /// Migrations in order; the database keeps the number of the last applied
@@ -26,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_credentials.sql"),
     include_str!("migrations/0003_controller.sql"),
+    include_str!("migrations/0004_console.sql"),
 ];
 
 /// Storage errors.

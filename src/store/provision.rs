@@ -22,7 +22,7 @@ pub const DEMO_TOPICS: [(&str, TopicRole); 3] = [
 ];
 
 /// An access key just created: the only time its secret is shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct NewAccessKey {
     /// AccessKeyId.
     pub id: String,
@@ -40,7 +40,7 @@ pub struct DemoTenant {
 }
 
 /// An instance, as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct InstanceRow {
     /// Instance id.
     pub id: String,
@@ -53,7 +53,7 @@ pub struct InstanceRow {
 }
 
 /// A Group ID, as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct GroupRow {
     /// Group ID.
     pub id: String,
@@ -66,7 +66,7 @@ pub struct GroupRow {
 }
 
 /// One explicit grant of a group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct GrantRow {
     /// Parent topic.
     pub topic: String,
@@ -77,7 +77,7 @@ pub struct GrantRow {
 }
 
 /// A parent topic, as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TopicRow {
     /// Name (the first topic level).
     pub name: String,

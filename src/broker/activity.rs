@@ -1,0 +1,106 @@
+//! What happened to connections lately: connects, disconnects with their
+//! reasons, and refused CONNECTs with their CONNACK codes, in a bounded
+//! ring (the console's "why can't it call?" and the overview's refusals).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// One connection event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ConnEvent {
+    /// Unix milliseconds.
+    pub at: i64,
+    /// The client id the CONNECT named.
+    pub client_id: String,
+    /// `connected`, `disconnected` or `refused`.
+    pub kind: String,
+    /// Why (the disconnect reason or the refusal), empty for a connect.
+    pub reason: String,
+    /// The CONNACK return code / reason code sent, for a refusal.
+    pub code: Option<u8>,
+    /// The client's address.
+    pub address: Option<String>,
+    /// MQTT protocol level (4 = 3.1.1, 5 = 5.0).
+    pub protocol: u8,
+}
+
+/// The last `cap` connection events.
+pub(crate) struct Activity {
+    ring: Mutex<VecDeque<ConnEvent>>,
+    cap: usize,
+}
+
+impl Activity {
+    pub fn new(cap: usize) -> Activity {
+        Activity {
+            ring: Mutex::new(VecDeque::with_capacity(cap.min(1024))),
+            cap,
+        }
+    }
+
+    fn ring(&self) -> std::sync::MutexGuard<'_, VecDeque<ConnEvent>> {
+        self.ring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn record(&self, ev: ConnEvent) {
+        let mut r = self.ring();
+        if r.len() >= self.cap {
+            r.pop_front();
+        }
+        r.push_back(ev);
+    }
+
+    /// The newest `limit` events of one client id, newest first.
+    pub fn of(&self, client_id: &str, limit: usize) -> Vec<ConnEvent> {
+        self.ring()
+            .iter()
+            .rev()
+            .filter(|e| e.client_id == client_id)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// The newest `limit` refusals, newest first.
+    pub fn refusals(&self, limit: usize) -> Vec<ConnEvent> {
+        self.ring()
+            .iter()
+            .rev()
+            .filter(|e| e.kind == "refused")
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: &str, kind: &str, at: i64) -> ConnEvent {
+        ConnEvent {
+            at,
+            client_id: id.into(),
+            kind: kind.into(),
+            reason: String::new(),
+            code: None,
+            address: None,
+            protocol: 4,
+        }
+    }
+
+    #[test]
+    fn keeps_the_newest_and_answers_per_client() {
+        let a = Activity::new(3);
+        a.record(ev("a", "connected", 1));
+        a.record(ev("b", "refused", 2));
+        a.record(ev("a", "disconnected", 3));
+        a.record(ev("a", "connected", 4));
+        let of_a: Vec<i64> = a.of("a", 10).iter().map(|e| e.at).collect();
+        assert_eq!(of_a, vec![4, 3], "the oldest fell out of the ring");
+        assert_eq!(a.of("a", 1).len(), 1);
+        assert_eq!(a.refusals(10).len(), 1);
+    }
+}

@@ -1,0 +1,185 @@
+//! Read-only call queries for the console and the admin API: pages of calls
+//! filtered by state and user, and the counts the overview shows.
+
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError};
+use crate::calls::{Call, CallState, Millis};
+
+/// Which calls to list.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallQuery {
+    /// `live` (ringing or active), `ringing`, `active` or `ended`; all if absent.
+    pub state: Option<String>,
+    /// Only calls this user (Device ID) took part in.
+    pub user: Option<String>,
+    /// Page number, from 1.
+    pub page: Option<usize>,
+    /// Page size (default 50, at most 500).
+    pub per_page: Option<usize>,
+}
+
+impl CallQuery {
+    /// Page size, bounded.
+    pub fn per_page(&self) -> usize {
+        self.per_page.unwrap_or(50).clamp(1, 500)
+    }
+
+    /// Page number, from 1.
+    pub fn page(&self) -> usize {
+        self.page.unwrap_or(1).max(1)
+    }
+}
+
+/// A call as listed.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CallRow {
+    /// Call id.
+    pub call_id: String,
+    /// Instance.
+    pub instance: String,
+    /// `ringing`, `active` or `ended`.
+    pub state: String,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+    /// `call` (1:1) or `meeting`.
+    pub kind: String,
+    /// `audio` or `video`.
+    pub media: String,
+    /// Host (Device ID).
+    pub host: String,
+    /// Everyone invited, by Device ID.
+    pub users: Vec<String>,
+    /// Unix milliseconds.
+    pub created_at: Millis,
+    /// Unix milliseconds.
+    pub ended_at: Option<Millis>,
+}
+
+/// A page of calls, newest first.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CallPage {
+    /// Page number, from 1.
+    pub page: usize,
+    /// Page size.
+    pub per_page: usize,
+    /// Whether a next page exists.
+    pub more: bool,
+    /// The calls.
+    pub items: Vec<CallRow>,
+}
+
+/// Calls now and lately.
+#[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
+pub struct CallCounts {
+    /// Calls with at least two people in.
+    pub active: i64,
+    /// Calls nobody answered yet.
+    pub ringing: i64,
+    /// Calls created in the last minute.
+    pub setups_last_minute: i64,
+    /// Calls ever recorded.
+    pub total: i64,
+}
+
+fn word<T: Serialize>(v: T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+impl From<Call> for CallRow {
+    fn from(c: Call) -> CallRow {
+        let (state, end_reason) = match c.state {
+            CallState::Ringing => ("ringing".to_string(), None),
+            CallState::Active => ("active".to_string(), None),
+            CallState::Ended(r) => ("ended".to_string(), Some(word(r))),
+        };
+        CallRow {
+            call_id: c.id,
+            instance: c.instance,
+            state,
+            end_reason,
+            kind: word(c.kind),
+            media: word(c.media),
+            host: c.host,
+            users: c.participants.into_keys().collect(),
+            created_at: c.created_at,
+            ended_at: c.ended_at,
+        }
+    }
+}
+
+impl Store {
+    /// One page of calls matching `q`, newest first.
+    pub fn list_calls(&self, q: &CallQuery) -> Result<CallPage, StoreError> {
+        let state = match q.state.as_deref().filter(|s| !s.is_empty()) {
+            None => "",
+            Some(s @ ("live" | "ringing" | "active" | "ended")) => s,
+            Some(other) => {
+                return Err(StoreError::Invalid(format!(
+                    "state {other}: expected live, ringing, active or ended"
+                )))
+            }
+        };
+        let user = q.user.as_deref().unwrap_or("").trim().to_string();
+        let (page, per_page) = (q.page(), q.per_page());
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT data FROM calls
+             WHERE (?1 = '' OR (?1 = 'live' AND ended_at IS NULL) OR state = ?1)
+               AND (?2 = '' OR EXISTS (SELECT 1 FROM json_each(calls.data, '$.participants') WHERE key = ?2))
+             ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4",
+        )?;
+        let rows = st.query_map(
+            params![
+                state,
+                user,
+                (per_page + 1) as i64,
+                ((page - 1) * per_page) as i64
+            ],
+            |r| r.get::<_, String>(0),
+        )?;
+        let mut items = Vec::with_capacity(per_page + 1);
+        for data in rows {
+            let call: Call =
+                serde_json::from_str(&data?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            items.push(CallRow::from(call));
+        }
+        let more = items.len() > per_page;
+        items.truncate(per_page);
+        Ok(CallPage {
+            page,
+            per_page,
+            more,
+            items,
+        })
+    }
+
+    /// How many calls ring and go on now, and how many started lately.
+    pub fn call_counts(&self, now: Millis) -> Result<CallCounts, StoreError> {
+        let conn = self.conn();
+        let mut out = CallCounts::default();
+        let mut st = conn.prepare_cached(
+            "SELECT state, count(*) FROM calls WHERE ended_at IS NULL GROUP BY state",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            match row? {
+                (s, n) if s == "ringing" => out.ringing = n,
+                (s, n) if s == "active" => out.active = n,
+                _ => {}
+            }
+        }
+        out.setups_last_minute = conn.query_row(
+            "SELECT count(*) FROM calls WHERE created_at >= ?1",
+            [now - 60_000],
+            |r| r.get(0),
+        )?;
+        out.total = conn.query_row("SELECT count(*) FROM calls", [], |r| r.get(0))?;
+        Ok(out)
+    }
+}
