@@ -97,16 +97,18 @@ function drawChart(svg, series) {
     ['calls', (s) => s.active_calls],
   ];
   const parts = [`<line class="axis" x1="${pad}" y1="${H - pad}" x2="${W}" y2="${H - pad}"/>`];
-  const n = Math.max(series.length, 2);
+  // A fixed 15-minute window ending at the newest sample.
+  const end = series.length ? series[series.length - 1].at : 0;
+  const span = 15 * 60 * 1000;
   for (const [cls, get] of lines) {
     const max = Math.max(1, ...series.map(get));
-    const pts = series.map((s, i) => {
-      const x = pad + (i * (W - pad)) / (n - 1);
+    const pts = series.map((s) => {
+      const x = pad + ((s.at - (end - span)) * (W - pad)) / span;
       const y = H - pad - (get(s) / max) * (H - 2 * pad);
       return `${x.toFixed(1)},${y.toFixed(1)}`;
     });
     parts.push(`<polyline class="${cls}" points="${pts.join(' ')}"/>`);
-    parts.push(`<text class="${cls}" x="${W - 4}" y="${12 + 14 * lines.findIndex((l) => l[0] === cls)}" text-anchor="end">max ${Math.round(max * 10) / 10}</text>`);
+    $(`#max-${cls}`).textContent = String(Math.round(max * 10) / 10);
   }
   svg.innerHTML = parts.join('');
 }
@@ -174,6 +176,28 @@ function tailView() {
   $('#tail-stop').addEventListener('click', stop);
 }
 
+// Lists marked data-refresh reload their rows by themselves (same URL,
+// same server-side paging), so a device that connects shows up.
+function autoRefresh(table) {
+  const swap = async () => {
+    try {
+      const res = await fetch(location.href, { credentials: 'same-origin' });
+      if (!res.ok) return;
+      const doc = new DOMParser().parseFromString(await res.text(), 'text/html');
+      const fresh = doc.getElementById(table.id);
+      if (!fresh) return;
+      table.tBodies[0].replaceWith(fresh.tBodies[0]);
+      for (const id of ['device-count']) {
+        const a = document.getElementById(id), b = doc.getElementById(id);
+        if (a && b) a.replaceWith(b);
+      }
+      localTimes(table);
+    } catch (_) { /* next round */ }
+  };
+  setInterval(swap, Number(table.dataset.refresh));
+}
+
 localTimes();
+for (const t of $$('table[data-refresh]')) autoRefresh(t);
 if ($('#overview')) liveOverview($('#overview'));
 if ($('#tail-form')) tailView();

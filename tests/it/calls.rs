@@ -31,7 +31,7 @@ fn the_seed_flow_with_join_tokens_and_a_timeline() {
     let a = appliance();
     let id = call_id_of(&scenario(&a, "seed", &[]));
     // The call's timeline holds every message in and out, in order.
-    let body = crate::persistence::http_get(a.ports.http, &format!("/api/calls/{id}/timeline"));
+    let body = crate::persistence::http_get(a.ports.http, &format!("/api/v1/calls/{id}/timeline"));
     let json: serde_json::Value = serde_json::from_str(&body[body.find('{').unwrap()..]).unwrap();
     let steps: Vec<(String, String, String)> = json["messages"]
         .as_array()
@@ -56,7 +56,7 @@ fn the_seed_flow_with_join_tokens_and_a_timeline() {
         start < invite && invite < accept && accept < ended,
         "{steps:?}"
     );
-    let call = crate::persistence::http_get(a.ports.http, &format!("/api/calls/{id}"));
+    let call = crate::persistence::http_get(a.ports.http, &format!("/api/v1/calls/{id}"));
     assert!(
         call.contains("\"reason\":\"hangup\""),
         "the stored call ended by hangup: {call}"

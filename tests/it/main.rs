@@ -3,10 +3,12 @@
 
 mod common;
 
+mod api;
 mod auth;
 mod bridge;
 mod calls;
 mod cli;
+mod console;
 mod conventions;
 mod persistence;
 mod rust_client;

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use mqrtc::http::PortsFile;
 
+pub mod http;
+
 /// A running appliance process.
 pub struct Appliance {
     pub dir: Arc<tempfile::TempDir>,
