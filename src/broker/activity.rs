@@ -15,13 +15,14 @@ pub struct ConnEvent {
     /// The client id the CONNECT named.
     pub client_id: String,
     /// `connected`, `disconnected` or `refused`.
-    pub kind: String,
+    pub kind: &'static str,
     /// Why (the disconnect reason or the refusal), empty for a connect.
     pub reason: String,
     /// The CONNACK return code / reason code sent, for a refusal.
     pub code: Option<u8>,
     /// The client's address.
-    pub address: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub address: Option<std::net::SocketAddr>,
     /// MQTT protocol level (4 = 3.1.1, 5 = 5.0).
     pub protocol: u8,
 }
@@ -79,11 +80,11 @@ impl Activity {
 mod tests {
     use super::*;
 
-    fn ev(id: &str, kind: &str, at: i64) -> ConnEvent {
+    fn ev(id: &str, kind: &'static str, at: i64) -> ConnEvent {
         ConnEvent {
             at,
             client_id: id.into(),
-            kind: kind.into(),
+            kind,
             reason: String::new(),
             code: None,
             address: None,

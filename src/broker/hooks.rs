@@ -133,17 +133,17 @@ async fn protocol_of(s: &Session) -> u8 {
 
 impl Hooks {
     /// Notes a connection event for the console.
-    fn record(&self, id: &Id, kind: &str, reason: String, code: Option<u8>, protocol: u8) {
+    fn record(&self, id: &Id, kind: &'static str, reason: String, code: Option<u8>, protocol: u8) {
         if id.client_id.starts_with(PROBE_PREFIX) {
             return;
         }
         self.state.activity.record(ConnEvent {
             at: crate::controller::now_ms(),
             client_id: id.client_id.to_string(),
-            kind: kind.to_string(),
+            kind,
             reason,
             code,
-            address: id.remote_addr.map(|a| a.to_string()),
+            address: id.remote_addr,
             protocol,
         });
     }
