@@ -5,7 +5,11 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use rmqtt::session::Session;
+use rmqtt::types::{ConnectInfo, Id};
 use serde::Serialize;
+
+use crate::auth::ConnectRefusal;
 
 /// One connection event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -73,6 +77,61 @@ impl Activity {
             .take(limit)
             .cloned()
             .collect()
+    }
+}
+
+/// Whether a CONNECT is MQTT 5.
+pub(crate) fn is_v5(ci: &ConnectInfo) -> bool {
+    matches!(ci, ConnectInfo::V5(..))
+}
+
+/// The CONNACK code a refusal is answered with (after the hooks' refinement).
+pub(crate) fn refusal_code(e: &ConnectRefusal, v5: bool) -> u8 {
+    match (e, v5) {
+        (ConnectRefusal::BadCredentials(_), false) => 4,
+        (ConnectRefusal::BadCredentials(_), true) => 0x86,
+        (ConnectRefusal::BadClientId(_), false) => 2,
+        (ConnectRefusal::BadClientId(_), true) => 0x85,
+        (ConnectRefusal::NotAuthorized(_), false) => 5,
+        (ConnectRefusal::NotAuthorized(_), true) => 0x87,
+    }
+}
+
+fn event(
+    id: &Id,
+    kind: &'static str,
+    reason: String,
+    code: Option<u8>,
+    protocol: u8,
+) -> Option<ConnEvent> {
+    (!id.client_id.starts_with(super::hooks::PROBE_PREFIX)).then(|| ConnEvent {
+        at: crate::controller::now_ms(),
+        client_id: id.client_id.to_string(),
+        kind,
+        reason,
+        code,
+        address: id.remote_addr,
+        protocol,
+    })
+}
+
+/// Notes a refused CONNECT (the appliance's own probes are left out).
+pub(crate) fn note_refusal(a: &Activity, ci: &ConnectInfo, reason: String, code: u8) {
+    let protocol = if is_v5(ci) { 5 } else { 4 };
+    if let Some(e) = event(ci.id(), "refused", reason, Some(code), protocol) {
+        a.record(e);
+    }
+}
+
+/// Notes a connect or disconnect of session `s`.
+pub(crate) async fn note(a: &Activity, id: &Id, kind: &'static str, reason: String, s: &Session) {
+    let protocol = match s.connect_info().await.as_deref() {
+        Ok(ConnectInfo::V3(_, c)) => c.protocol.level(),
+        Ok(ConnectInfo::V5(..)) => 5,
+        Err(_) => 0,
+    };
+    if let Some(e) = event(id, kind, reason, None, protocol) {
+        a.record(e);
     }
 }
 

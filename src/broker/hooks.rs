@@ -12,11 +12,11 @@ use rmqtt::context::ServerContext;
 use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType};
 use rmqtt::session::Session;
 use rmqtt::types::{
-    AuthResult, ConnectAckReason, ConnectInfo, From, FromType, Id, LastWill, Publish,
-    PublishAclResult, PublishResult, QoS, Reason, Subscribe, SubscribeAclResult,
+    AuthResult, ConnectAckReason, ConnectInfo, From, FromType, LastWill, Publish, PublishAclResult,
+    PublishResult, QoS, Reason, Subscribe, SubscribeAclResult,
 };
 
-use super::activity::ConnEvent;
+use super::activity::{is_v5, note, note_refusal, refusal_code};
 use super::conns::{BrokerState, Conn, UploadRefusal};
 use super::stats::bump;
 use super::tail::Tapped;
@@ -84,13 +84,7 @@ impl Handler for Hooks {
             Parameter::ClientConnected(s) => {
                 bump(&self.state.stats.connects);
                 let client_id = s.id.client_id.to_string();
-                self.record(
-                    &s.id,
-                    "connected",
-                    String::new(),
-                    None,
-                    protocol_of(s).await,
-                );
+                note(&self.state.activity, &s.id, "connected", String::new(), s).await;
                 self.state
                     .tap
                     .send(BridgeEvent::Connected {
@@ -103,8 +97,14 @@ impl Handler for Hooks {
             Parameter::ClientDisconnected(s, reason) => {
                 let client_id = s.id.client_id.to_string();
                 self.state.conns.remove(&client_id, s.id.create_time);
-                let proto = protocol_of(s).await;
-                self.record(&s.id, "disconnected", reason.to_string(), None, proto);
+                note(
+                    &self.state.activity,
+                    &s.id,
+                    "disconnected",
+                    reason.to_string(),
+                    s,
+                )
+                .await;
                 let ev = BridgeEvent::Disconnected {
                     client_id,
                     reason: reason.to_string(),
@@ -122,32 +122,7 @@ impl Handler for Hooks {
     }
 }
 
-/// The MQTT protocol level a session connected with.
-async fn protocol_of(s: &Session) -> u8 {
-    match s.connect_info().await.as_deref() {
-        Ok(ConnectInfo::V3(_, c)) => c.protocol.level(),
-        Ok(ConnectInfo::V5(..)) => 5,
-        Err(_) => 0,
-    }
-}
-
 impl Hooks {
-    /// Notes a connection event for the console.
-    fn record(&self, id: &Id, kind: &'static str, reason: String, code: Option<u8>, protocol: u8) {
-        if id.client_id.starts_with(PROBE_PREFIX) {
-            return;
-        }
-        self.state.activity.record(ConnEvent {
-            at: crate::controller::now_ms(),
-            client_id: id.client_id.to_string(),
-            kind,
-            reason,
-            code,
-            address: id.remote_addr,
-            protocol,
-        });
-    }
-
     async fn authenticate(&self, ci: &ConnectInfo) -> AuthResult {
         let st = &self.state;
         if st.standard {
@@ -191,22 +166,7 @@ impl Hooks {
                         tokio::time::sleep(delay).await;
                     }
                 }
-                let v5 = matches!(ci, ConnectInfo::V5(..));
-                let code = match (&e, v5) {
-                    (ConnectRefusal::BadCredentials(_), false) => 4,
-                    (ConnectRefusal::BadCredentials(_), true) => 0x86,
-                    (ConnectRefusal::BadClientId(_), false) => 2,
-                    (ConnectRefusal::BadClientId(_), true) => 0x85,
-                    (ConnectRefusal::NotAuthorized(_), false) => 5,
-                    (ConnectRefusal::NotAuthorized(_), true) => 0x87,
-                };
-                self.record(
-                    ci.id(),
-                    "refused",
-                    e.to_string(),
-                    Some(code),
-                    if v5 { 5 } else { 4 },
-                );
+                note_refusal(&st.activity, ci, e.to_string(), refusal_code(&e, is_v5(ci)));
                 return match e {
                     ConnectRefusal::BadCredentials(_) => AuthResult::BadUsernameOrPassword,
                     ConnectRefusal::BadClientId(_) | ConnectRefusal::NotAuthorized(_) => {
@@ -222,15 +182,9 @@ impl Hooks {
             {
                 bump(&st.stats.will_refusals);
                 tracing::info!(client_id = %ci.client_id(), will_topic = topic, "connect refused: will not allowed: {}", r.reason);
-                let v5 = matches!(ci, ConnectInfo::V5(..));
                 let why = format!("will on {topic} not allowed: {}", r.reason);
-                self.record(
-                    ci.id(),
-                    "refused",
-                    why,
-                    Some(if v5 { 0x87 } else { 5 }),
-                    if v5 { 5 } else { 4 },
-                );
+                let code = if is_v5(ci) { 0x87 } else { 5 };
+                note_refusal(&st.activity, ci, why, code);
                 return AuthResult::NotAuthorized;
             }
         }

@@ -10,6 +10,7 @@ use rmqtt::types::{ConnectInfo, Message, Reason};
 use serde::{Deserialize, Serialize};
 
 use super::activity::ConnEvent;
+use super::TailWatch;
 
 /// One session (online, or offline with its state kept).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -214,5 +215,38 @@ pub(crate) async fn kick(scx: &ServerContext, client_id: &str) -> bool {
             .unbounded_send(Message::Closed(Reason::ConnectKicked(true)))
             .is_ok(),
         None => false,
+    }
+}
+
+impl super::Broker {
+    /// Sessions (online, or offline and kept) matching `q`, one page.
+    pub async fn clients(&self, q: &ClientQuery) -> ClientPage {
+        list(&self.scx, q).await
+    }
+
+    /// One client id's session, subscriptions and recent connection events.
+    pub async fn client(&self, client_id: &str) -> ClientDetail {
+        let (session, subscriptions) = detail(&self.scx, client_id).await;
+        ClientDetail {
+            session,
+            subscriptions,
+            history: self.state.activity.of(client_id, 50),
+        }
+    }
+
+    /// The newest refused CONNECTs, newest first.
+    pub fn refusals(&self, limit: usize) -> Vec<ConnEvent> {
+        self.state.activity.refusals(limit)
+    }
+
+    /// Disconnects a client (an admin's kick; MQTT 5 clients get DISCONNECT
+    /// 0x98); false if it had no open connection.
+    pub async fn kick(&self, client_id: &str) -> bool {
+        kick(&self.scx, client_id).await
+    }
+
+    /// Starts watching every message the broker routes.
+    pub fn tail(&self) -> TailWatch {
+        self.state.tail.watch()
     }
 }

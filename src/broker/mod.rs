@@ -236,37 +236,6 @@ impl Broker {
         self.bridge.clone()
     }
 
-    /// Sessions (online, or offline and kept) matching `q`, one page.
-    pub async fn clients(&self, q: &ClientQuery) -> ClientPage {
-        inspect::list(&self.scx, q).await
-    }
-
-    /// One client id's session, subscriptions and recent connection events.
-    pub async fn client(&self, client_id: &str) -> ClientDetail {
-        let (session, subscriptions) = inspect::detail(&self.scx, client_id).await;
-        ClientDetail {
-            session,
-            subscriptions,
-            history: self.state.activity.of(client_id, 50),
-        }
-    }
-
-    /// The newest refused CONNECTs, newest first.
-    pub fn refusals(&self, limit: usize) -> Vec<ConnEvent> {
-        self.state.activity.refusals(limit)
-    }
-
-    /// Disconnects a client (an admin's kick; MQTT 5 clients get DISCONNECT
-    /// 0x98); false if it had no open connection.
-    pub async fn kick(&self, client_id: &str) -> bool {
-        inspect::kick(&self.scx, client_id).await
-    }
-
-    /// Starts watching every message the broker routes.
-    pub fn tail(&self) -> TailWatch {
-        self.state.tail.watch()
-    }
-
     /// Loads provisioning again if it changed (the `DirectorySource` given
     /// at start) and ends the connections whose group or credential it no
     /// longer has (v5: DISCONNECT 0x87 with why); `Some(how many)` if it
