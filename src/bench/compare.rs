@@ -90,6 +90,8 @@ pub(super) async fn start_mqrtc() -> anyhow::Result<Broker> {
             "0",
             "--http-port",
             "0",
+            "--https-port",
+            "0",
         ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

@@ -34,7 +34,8 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS")
 }
 
-async fn open_one(addr: SocketAddr, client_id: String) -> anyhow::Result<TcpStream> {
+/// One idle connection (keepalive 0), CONNACK checked.
+pub(super) async fn open_one(addr: SocketAddr, client_id: String) -> anyhow::Result<TcpStream> {
     let mut s = TcpStream::connect(addr).await?;
     // Keepalive 0: no pings needed while idle.
     s.write_all(&crate::probe::connect_packet(&client_id, 0))

@@ -3,6 +3,7 @@
 
 mod calls;
 mod compare;
+mod console;
 mod idle;
 mod load;
 
@@ -63,6 +64,8 @@ pub enum BenchWhat {
     Compare(compare::CompareArgs),
     /// Call setups per second and setup latency through the controller.
     Calls(calls::CallArgs),
+    /// Server time of console pages with many connected devices and a long call history.
+    Console(console::ConsoleArgs),
 }
 
 /// A broker to measure and the workload's shape.
@@ -136,6 +139,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         }
         BenchWhat::Compare(args) => compare::run(args).await?,
         BenchWhat::Calls(args) => calls::run(args).await?,
+        BenchWhat::Console(args) => console::run(args).await?,
     }
     Ok(())
 }

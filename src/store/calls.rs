@@ -154,6 +154,12 @@ impl Store {
             .execute(
                 params![c.id, c.instance, state["state"].as_str().unwrap_or(""), serde_json::to_string(c).map_err(corrupt)?, c.created_at, c.ended_at],
             )?;
+            for user in c.participants.keys() {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO call_users (user_id, call_id, created_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![user, c.id, c.created_at])?;
+            }
         }
         for (t, due) in &b.timers {
             match due {

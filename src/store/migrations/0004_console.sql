@@ -29,6 +29,18 @@ CREATE TABLE api_keys (
 CREATE INDEX calls_created ON calls(created_at);
 CREATE INDEX calls_live ON calls(ended_at) WHERE ended_at IS NULL;
 
+-- Who took part in which call, so "calls of user X" is an index walk rather
+-- than a scan of every call's JSON. Written with each call snapshot.
+CREATE TABLE call_users (
+    user_id     TEXT NOT NULL,
+    call_id     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (user_id, call_id)
+);
+CREATE INDEX call_users_recent ON call_users(user_id, created_at);
+INSERT OR IGNORE INTO call_users (user_id, call_id, created_at)
+    SELECT p.key, c.id, c.created_at FROM calls c, json_each(c.data, '$.participants') p;
+
 -- The timeline also records what the RTC service reported (direction 'rtc'):
 -- rebuild call_events with the wider CHECK (SQLite cannot alter one).
 CREATE TABLE call_events_new (
