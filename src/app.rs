@@ -1,7 +1,7 @@
 //! The appliance: storage, provisioning, certificates, broker and HTTP,
 //! started from one `Config` and stopped by one shutdown signal.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,8 +29,8 @@ pub struct Running {
     /// The broker (for the controller and for tests).
     pub broker: Arc<Broker>,
     store: Arc<Store>,
-    http: tokio::task::JoinHandle<()>,
-    http_stop: tokio::sync::oneshot::Sender<()>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+    http_stop: tokio::sync::watch::Sender<bool>,
     ports_path: PathBuf,
     watcher: tokio::task::JoinHandle<()>,
     controller: Option<tokio::task::JoinHandle<()>>,
@@ -53,7 +53,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         seen: tokio::sync::Mutex::new(version),
         dev: cfg.dev,
     });
-    let tls = certs::ensure(&cfg.data_dir, &cfg.tls).context("while preparing TLS certificates")?;
+    let public_host = certs::public_host(cfg.bind, &cfg.rtc.public_host);
+    let names = certs::names_for(cfg.bind, &public_host);
+    let tls = certs::ensure_for(&cfg.data_dir, &cfg.tls, &names)
+        .context("while preparing TLS certificates")?;
+    let https_config =
+        http::tls::server_config(&tls).context("while loading the HTTPS certificate")?;
 
     let settings = BrokerSettings {
         bind: cfg.bind,
@@ -78,14 +83,18 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let http_listener = tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.ports.http))
         .await
         .with_context(|| format!("binding HTTP on {}:{}", cfg.bind, cfg.ports.http))?;
+    let https_listener = tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.ports.https))
+        .await
+        .with_context(|| format!("binding HTTPS on {}:{}", cfg.bind, cfg.ports.https))?;
     let ports = PortsFile {
         mqtt: bp.mqtt,
         mqtts: bp.mqtts,
         ws: bp.ws,
         wss: bp.wss,
         http: http_listener.local_addr()?.port(),
+        https: https_listener.local_addr()?.port(),
     };
-    let (rtc, rtc_events) = mock_rtc(&cfg, ports.http)?;
+    let (rtc, rtc_events) = mock_rtc(&cfg, &public_host, ports.http)?;
     let controller = if cfg.controller.enabled && !cfg.standard_mqtt {
         let deps = controller::Deps {
             bridge: broker.bridge(),
@@ -113,17 +122,27 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         rtc,
         store: store.clone(),
         ops,
+        ice_servers: cfg.rtc.ice_servers.clone(),
     }));
-    let (http_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(async move {
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(http_listener, service).with_graceful_shutdown(async {
-            let _ = stop_rx.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!("HTTP server stopped: {e}");
-        }
-    });
+    let (http_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let https = http::tls::serve(
+        https_listener,
+        https_config,
+        router.clone(),
+        stopped(stop_rx.clone()),
+    );
+    let http = axum::serve(
+        http_listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(stop_rx));
+    let servers = vec![
+        tokio::spawn(log_failure("HTTP", http.into_future())),
+        tokio::spawn(log_failure("HTTPS", https)),
+    ];
 
     let loopback = if cfg.bind.is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], ports.mqtt))
@@ -138,14 +157,14 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     write_ports(&ports_path, &ports)?;
     tracing::info!(
         mqtt = ports.mqtt, mqtts = ports.mqtts, ws = ports.ws, wss = ports.wss, http = ports.http,
-        bind = %cfg.bind, data_dir = %cfg.data_dir.display(), dev = cfg.dev, standard_mqtt = cfg.standard_mqtt,
+        https = ports.https, bind = %cfg.bind, public_host, data_dir = %cfg.data_dir.display(), dev = cfg.dev, standard_mqtt = cfg.standard_mqtt,
         "mqrtc ready"
     );
     Ok(Running {
         ports,
         broker,
         store,
-        http,
+        servers,
         http_stop,
         ports_path,
         watcher,
@@ -165,12 +184,21 @@ impl Running {
             c.abort();
         }
         let _ = std::fs::remove_file(&self.ports_path);
-        let _ = self.http_stop.send(());
-        let _ = self.http.await;
+        let _ = self.http_stop.send(true);
+        for server in self.servers {
+            let _ = server.await;
+        }
         self.broker.shutdown().await;
         if let Err(e) = blocking(&self.store, |s| s.checkpoint()).await {
             tracing::warn!("SQLite checkpoint on shutdown: {e}");
         }
+    }
+}
+
+/// Runs a server until it ends, logging why if it failed.
+async fn log_failure(name: &'static str, server: impl Future<Output = std::io::Result<()>>) {
+    if let Err(e) = server.await {
+        tracing::error!("{name} server stopped: {e}");
     }
 }
 
@@ -288,9 +316,11 @@ async fn follow_provisioning(broker: Arc<Broker>) {
     }
 }
 
-/// The mock RTC service, with the AppKey from the config or generated once.
+/// The mock RTC service, with the AppKey from the config or generated once,
+/// at `http://{public_host}:{http_port}/rtc/v1` unless `rtc.gslb` says otherwise.
 fn mock_rtc(
     cfg: &Config,
+    public_host: &str,
     http_port: u16,
 ) -> anyhow::Result<(
     Arc<MockRtc>,
@@ -311,15 +341,10 @@ fn mock_rtc(
         cfg.rtc.app_key.clone()
     };
     let gslb = if cfg.rtc.gslb.is_empty() {
-        let host = if cfg.bind.is_unspecified() {
-            "127.0.0.1".to_string()
+        let host = if public_host.contains(':') {
+            format!("[{public_host}]")
         } else {
-            cfg.bind.to_string()
-        };
-        let host = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host
+            public_host.to_string()
         };
         vec![format!("http://{host}:{http_port}/rtc/v1")]
     } else {

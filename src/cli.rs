@@ -136,12 +136,20 @@ pub struct ServeArgs {
     /// HTTP port (default 8080).
     #[arg(long)]
     pub http_port: Option<u16>,
+    /// HTTPS port: the same service over TLS (default 8443).
+    #[arg(long)]
+    pub https_port: Option<u16>,
     /// Address to listen on (default 127.0.0.1).
     #[arg(long, value_name = "ADDR", conflicts_with = "all_interfaces")]
     pub bind: Option<IpAddr>,
     /// Listen on all interfaces (same as --bind 0.0.0.0).
     #[arg(long)]
     pub all_interfaces: bool,
+    /// Host other machines reach this one on, for the mock RTC service's
+    /// address (default: the bind address, or with --all-interfaces the
+    /// first non-loopback IPv4 address).
+    #[arg(long, value_name = "HOST")]
+    pub public_host: Option<String>,
     /// Demo mode: provision the demo tenant and let its devices connect without a password.
     #[arg(long)]
     pub dev: bool,
@@ -165,6 +173,7 @@ impl ServeArgs {
         put_port("ws", self.ws_port);
         put_port("wss", self.wss_port);
         put_port("http", self.http_port);
+        put_port("https", self.https_port);
         if !ports.is_empty() {
             root.insert("ports".into(), toml::Value::Table(ports));
         }
@@ -181,6 +190,11 @@ impl ServeArgs {
         };
         if let Some(bind) = bind {
             root.insert("bind".into(), toml::Value::String(bind.to_string()));
+        }
+        if let Some(host) = &self.public_host {
+            let mut rtc = toml::Table::new();
+            rtc.insert("public_host".into(), toml::Value::String(host.clone()));
+            root.insert("rtc".into(), toml::Value::Table(rtc));
         }
         if self.dev {
             root.insert("dev".into(), toml::Value::Boolean(true));
@@ -225,6 +239,10 @@ mod tests {
             "serve",
             "--mqtt-port",
             "0",
+            "--https-port",
+            "9443",
+            "--public-host",
+            "192.168.1.20",
             "--all-interfaces",
             "--dev",
             "--data-dir",
@@ -235,6 +253,8 @@ mod tests {
         };
         let t = args.overrides();
         assert_eq!(t["ports"]["mqtt"].as_integer(), Some(0));
+        assert_eq!(t["ports"]["https"].as_integer(), Some(9443));
+        assert_eq!(t["rtc"]["public_host"].as_str(), Some("192.168.1.20"));
         assert_eq!(t["bind"].as_str(), Some("0.0.0.0"));
         assert_eq!(t["dev"].as_bool(), Some(true));
         assert!(t.get("standard_mqtt").is_none());

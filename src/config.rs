@@ -73,6 +73,13 @@ pub struct Rtc {
     pub token_ttl_secs: i64,
     /// GSLB addresses given to clients; empty means this appliance's mock RTC service.
     pub gslb: Vec<String>,
+    /// Host (name or IP) other machines reach this appliance on, used in that
+    /// mock RTC service's address; empty means the bind address or, when
+    /// bound to all interfaces, the machine's first non-loopback IPv4 address.
+    pub public_host: String,
+    /// ICE servers (`stun:`/`turn:` URLs) the softphone's WebRTC uses; none
+    /// by default: host candidates, enough on one LAN.
+    pub ice_servers: Vec<String>,
 }
 
 impl Default for Controller {
@@ -95,6 +102,8 @@ impl Default for Rtc {
             app_key: String::new(),
             token_ttl_secs: 86_400,
             gslb: vec![],
+            public_host: String::new(),
+            ice_servers: vec![],
         }
     }
 }
@@ -111,8 +120,10 @@ pub struct Ports {
     pub ws: u16,
     /// MQTT over secure WebSocket.
     pub wss: u16,
-    /// HTTP: health, the mock RTC service and, later, the console.
+    /// HTTP: health, the mock RTC service, the admin API and the console.
     pub http: u16,
+    /// The same HTTP service over TLS (browsers need it for camera and microphone).
+    pub https: u16,
 }
 
 /// User-supplied TLS material. Both paths empty means "generate and reuse a
@@ -189,6 +200,7 @@ impl Default for Ports {
             ws: 8083,
             wss: 8084,
             http: 8080,
+            https: 8443,
         }
     }
 }
@@ -307,6 +319,13 @@ impl Config {
                     .into(),
             ));
         }
+        let host = &self.rtc.public_host;
+        let name_char = |c: char| c.is_ascii_alphanumeric() || "-.".contains(c);
+        if !host.chars().all(name_char) && host.parse::<IpAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "rtc.public_host = {host:?} must be a host name or an IP address (no scheme, no port)"
+            )));
+        }
         if self.dev && self.standard_mqtt {
             return Err(ConfigError::Invalid(
                 "dev and standard_mqtt exclude each other: --dev keeps the cloud conventions \
@@ -395,5 +414,11 @@ mod tests {
             ..Config::default()
         };
         assert!(cfg.validate().is_err());
+        let mut cfg = Config::default();
+        cfg.rtc.public_host = "http://x:1".into();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("public_host"), "{err}");
+        cfg.rtc.public_host = "fd00::2".into();
+        cfg.validate().unwrap();
     }
 }

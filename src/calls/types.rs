@@ -19,7 +19,7 @@ pub struct Device {
 }
 
 /// 1:1 call or group meeting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// Two people; ends when either leaves.
@@ -29,7 +29,7 @@ pub enum Kind {
 }
 
 /// Audio only, or audio and video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Media {
     /// Audio only.
@@ -39,7 +39,7 @@ pub enum Media {
 }
 
 /// Where a participant is in a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PState {
     /// Invited; no device has rung yet.
@@ -102,7 +102,7 @@ pub struct Participant {
 }
 
 /// Why a call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     /// A party hung up (1:1) or the last participant left (meeting).
@@ -122,7 +122,7 @@ pub enum EndReason {
 }
 
 /// Whether a call is ringing, going on, or over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "state", content = "reason")]
 pub enum CallState {
     /// Nobody but the creator has answered yet.
@@ -305,7 +305,17 @@ pub enum TimerKind {
 }
 
 /// Errors a request can get (codes of `docs/protocol.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    thiserror::Error,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CallError {
     /// No such call (or not the sender's instance).
@@ -341,38 +351,38 @@ pub enum CallError {
 }
 
 /// Something to tell devices.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "body")]
 pub enum Event {
-    /// You are invited.
+    /// You are invited (sent to every device of the invitee; `ttl` = ring time left).
     #[serde(rename = "call.invite")]
     Invite {
-        /// The call as it stands.
+        /// The call as it stands (you are `invited` in it).
         call: CallView,
-        /// Who invites.
+        /// Who invites: the Device ID of the caller, or of the participant who added you.
         from: String,
         /// Another call of yours is going on (call waiting).
         waiting: bool,
     },
-    /// A participant's state changed.
+    /// A participant's state changed (sent to the others in the call, not to that user).
     #[serde(rename = "call.participant")]
     Participant {
         /// Call id.
         call_id: String,
-        /// The user.
+        /// The user (Device ID).
         user: String,
         /// New state.
         state: PState,
     },
-    /// Your other device answered.
+    /// Your other device answered (sent to the invitee's other devices).
     #[serde(rename = "call.answered_elsewhere")]
     AnsweredElsewhere {
         /// Call id.
         call_id: String,
-        /// The device that answered.
+        /// The full client id (`GroupID@@@DeviceID`) of the device that answered.
         device: String,
     },
-    /// The call is over.
+    /// The call is over (sent to those still in it: not to whoever left or was removed).
     #[serde(rename = "call.ended")]
     Ended {
         /// Call id.
@@ -380,7 +390,9 @@ pub enum Event {
         /// Why.
         reason: EndReason,
     },
-    /// The invitation to you is withdrawn (cancelled, answered elsewhere, ended).
+    /// The invitation to you stopped ringing: you declined (every device of
+    /// yours gets it), nobody answered in time, or the call was cancelled or
+    /// ended. Every reason but `declined` is followed by `call.missed`.
     #[serde(rename = "call.cancelled")]
     Cancelled {
         /// Call id.
@@ -388,14 +400,14 @@ pub enum Event {
         /// Why.
         reason: EndReason,
     },
-    /// You missed a call (it rang while you could not answer).
+    /// You missed a call: it stopped ringing before you answered (not after declining).
     #[serde(rename = "call.missed")]
     Missed {
         /// Call id.
         call_id: String,
-        /// Who called.
+        /// The call's host at that moment (the caller, unless the host changed).
         from: String,
-        /// When.
+        /// When the call was created, ms since the Unix epoch.
         at: Millis,
         /// Audio or video.
         media: Media,
@@ -411,7 +423,7 @@ pub enum Event {
         media: Media,
         /// Muted or not.
         muted: bool,
-        /// Who did it.
+        /// Who did it: the user themselves, or the host.
         by: String,
     },
     /// You were removed from the call.
@@ -422,18 +434,18 @@ pub enum Event {
         /// By whom.
         by: String,
     },
-    /// The host changed.
+    /// The host changed (transferred, or the host left a meeting).
     #[serde(rename = "call.host")]
     Host {
         /// Call id.
         call_id: String,
-        /// The new host.
+        /// The new host (Device ID).
         user: String,
     },
 }
 
 /// A call as devices see it (in invitations, replies and sync).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CallView {
     /// Call id.
     pub call_id: String,
@@ -441,21 +453,21 @@ pub struct CallView {
     pub kind: Kind,
     /// Audio or video.
     pub media: Media,
-    /// Title.
+    /// Title, or null.
     pub title: Option<String>,
-    /// Host.
+    /// Host (Device ID).
     pub host: String,
-    /// State.
+    /// `state`, and `reason` once ended.
     #[serde(flatten)]
     pub state: CallState,
-    /// Participants by user: state and mute flags.
+    /// Participants by user (Device ID), whatever their state: state and mute flags.
     pub participants: BTreeMap<String, ParticipantView>,
-    /// Created at.
+    /// Created at, ms since the Unix epoch.
     pub created_at: Millis,
 }
 
 /// A participant as devices see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ParticipantView {
     /// State.
     pub state: PState,

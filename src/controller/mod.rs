@@ -6,6 +6,7 @@
 mod effects;
 mod outbox;
 pub mod protocol;
+pub mod schema;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

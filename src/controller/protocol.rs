@@ -1,9 +1,13 @@
 //! The signaling protocol on the wire (`docs/protocol.md`): the JSON
 //! envelope, decoding uplinks into typed commands, encoding downlinks.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::schema::bodies::{
+    CallIdBody, InviteBody, MuteBody, RemoveBody, RequestType, StartBody, TransferHostBody,
+};
 use crate::calls::{CallError, Command, Kind, Media};
 
 /// Protocol version carried in every envelope.
@@ -16,21 +20,27 @@ pub const DEFAULT_TTL: i64 = 30_000;
 pub const MAX_TTL: i64 = 24 * 3600 * 1000;
 
 /// The envelope of every message, both directions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Envelope {
-    /// Protocol version (1).
+    /// Protocol version: 1 (another number is answered `unsupported_version`).
+    #[schemars(extend("const" = 1))]
     pub v: u32,
-    /// Unique message id (duplicates are dropped by receivers).
+    /// Message id, unique per sender, at most 128 bytes. Every downlink has a
+    /// fresh one; devices drop a downlink whose id they have seen.
+    #[schemars(length(min = 1, max = 128))]
     pub id: String,
     /// Message type.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Request id: set by the requester, carried by the answer and by retries.
+    /// Request id (at most 128 bytes): set by the requester (default: `id`),
+    /// kept by its retries, carried by its answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub req: Option<String>,
     /// Sender's send time, ms since the Unix epoch.
     pub ts: i64,
-    /// Time to live in ms, counted from `ts`.
+    /// Time to live in ms, counted from `ts` (requests: default 30000,
+    /// clamped to 0..=86400000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<i64>,
     /// Optional claimed sender; must equal the authenticated client id.
@@ -41,8 +51,12 @@ pub struct Envelope {
     pub body: Value,
 }
 
-/// Why an uplink could not be turned into a command (before the state machine).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Why an uplink could not be turned into a command (before the state
+/// machine). Its serde name is its code.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum WireError {
     /// Not JSON.
     #[error("the message is not valid JSON")]
@@ -155,95 +169,85 @@ pub fn decode(
     })
 }
 
-fn command(kind: &str, body: &Value) -> Result<Command, WireError> {
-    let s = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or(WireError::BadBody)
-    };
-    let call_id = || s("call_id");
-    let users = |k: &str| -> Result<Vec<String>, WireError> {
-        match body.get(k) {
-            Some(Value::String(u)) => Ok(vec![u.clone()]),
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|v| v.as_str().map(str::to_string).ok_or(WireError::BadBody))
-                .collect(),
-            _ => Err(WireError::BadBody),
-        }
-    };
-    let media = |default: Media| match body.get("media").and_then(Value::as_str) {
-        None => Ok(default),
-        Some("audio") => Ok(Media::Audio),
-        Some("video") => Ok(Media::Video),
-        Some(_) => Err(WireError::BadBody),
-    };
-    Ok(match kind {
-        "call.start" => {
-            let to = users("to")?;
-            let kind = match body.get("kind").and_then(Value::as_str) {
-                None if to.len() == 1 => Kind::Call,
-                None => Kind::Meeting,
-                Some("call") => Kind::Call,
-                Some("meeting") => Kind::Meeting,
-                Some(_) => return Err(WireError::BadBody),
-            };
-            let title = body
-                .get("title")
-                .and_then(Value::as_str)
-                .map(|t| t.chars().take(200).collect());
+/// Parses a request body with its type (a mistyped or missing field is `bad_body`).
+fn body<'a, T: Deserialize<'a>>(body: &'a Value) -> Result<T, WireError> {
+    T::deserialize(body).map_err(|_| WireError::BadBody)
+}
+
+fn command(kind: &str, b: &Value) -> Result<Command, WireError> {
+    let t = RequestType::deserialize(Value::String(kind.to_string()))
+        .map_err(|_| WireError::UnknownType)?;
+    let call_id = || body::<CallIdBody>(b).map(|b| b.call_id);
+    Ok(match t {
+        RequestType::Start => {
+            let StartBody {
+                to,
+                kind,
+                media,
+                title,
+            } = body(b)?;
+            let to: Vec<String> = to.into();
+            let kind = kind.unwrap_or(if to.len() == 1 {
+                Kind::Call
+            } else {
+                Kind::Meeting
+            });
             Command::Start {
                 to,
                 kind,
-                media: media(Media::Video)?,
-                title,
+                media: media.unwrap_or(Media::Video),
+                title: title.map(|t| t.chars().take(200).collect()),
             }
         }
-        "call.ringing" => Command::Ringing {
+        RequestType::Ringing => Command::Ringing {
             call_id: call_id()?,
         },
-        "call.accept" => Command::Accept {
+        RequestType::Accept => Command::Accept {
             call_id: call_id()?,
         },
-        "call.decline" => Command::Decline {
+        RequestType::Decline => Command::Decline {
             call_id: call_id()?,
         },
-        "call.cancel" => Command::Cancel {
+        RequestType::Cancel => Command::Cancel {
             call_id: call_id()?,
         },
-        "call.invite" => Command::Invite {
+        RequestType::Invite => {
+            let InviteBody { call_id, to } = body(b)?;
+            Command::Invite {
+                call_id,
+                to: to.into(),
+            }
+        }
+        RequestType::Leave | RequestType::Hangup => Command::Leave {
             call_id: call_id()?,
-            to: users("to")?,
         },
-        "call.leave" | "call.hangup" => Command::Leave {
+        RequestType::End => Command::End {
             call_id: call_id()?,
         },
-        "call.end" => Command::End {
-            call_id: call_id()?,
-        },
-        "call.mute" => Command::Mute {
-            call_id: call_id()?,
-            target: body
-                .get("target")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            media: media(Media::Audio)?,
-            muted: body
-                .get("muted")
-                .and_then(Value::as_bool)
-                .ok_or(WireError::BadBody)?,
-        },
-        "call.remove" => Command::Remove {
-            call_id: call_id()?,
-            target: s("target")?,
-        },
-        "call.transfer_host" => Command::TransferHost {
-            call_id: call_id()?,
-            to: s("to")?,
-        },
-        "sync" => Command::Sync,
-        _ => return Err(WireError::UnknownType),
+        RequestType::Mute => {
+            let MuteBody {
+                call_id,
+                muted,
+                media,
+                target,
+            } = body(b)?;
+            Command::Mute {
+                call_id,
+                target,
+                media: media.unwrap_or(Media::Audio),
+                muted,
+            }
+        }
+        RequestType::Remove => {
+            let RemoveBody { call_id, target } = body(b)?;
+            Command::Remove { call_id, target }
+        }
+        RequestType::TransferHost => {
+            let TransferHostBody { call_id, to } = body(b)?;
+            Command::TransferHost { call_id, to }
+        }
+        // The body of `sync` is not read.
+        RequestType::Sync => Command::Sync,
     })
 }
 

@@ -16,7 +16,9 @@ pub mod api;
 mod assets;
 pub mod auth;
 pub mod console;
+mod phone;
 mod rtc;
+pub mod tls;
 
 /// Where every listener of a running appliance is (also `ports.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +33,9 @@ pub struct PortsFile {
     pub wss: u16,
     /// HTTP.
     pub http: u16,
+    /// The same HTTP service over TLS (0 in a `ports.json` from before it existed).
+    #[serde(default)]
+    pub https: u16,
 }
 
 /// What handlers share.
@@ -45,6 +50,8 @@ pub struct HttpState {
     pub store: Arc<Store>,
     /// The operators' service layer (console and admin API).
     pub ops: Arc<crate::ops::Ops>,
+    /// ICE server URLs handed to softphones (none: host candidates only).
+    pub ice_servers: Vec<String>,
 }
 
 /// The answer of `GET /healthz`.
@@ -78,6 +85,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         )
         .merge(api)
         .merge(console::router())
+        .route("/phone", get(phone::page))
         .route("/static/{*path}", get(assets::serve))
         .fallback(not_found)
         .with_state(state)

@@ -25,6 +25,9 @@ pub enum JoinBody {
     Single {
         /// The single-parameter token.
         token: String,
+        /// The joining device's client id (optional).
+        #[serde(default)]
+        client_id: Option<String>,
     },
 }
 
@@ -57,7 +60,7 @@ pub async fn join(
     };
     let req = match body {
         JoinBody::Fields(r) => r,
-        JoinBody::Single { token } => match decode_single(&token) {
+        JoinBody::Single { token, client_id } => match decode_single(&token) {
             Some(p) => JoinRequest {
                 appid: p.appid,
                 channel: p.channelid,
@@ -65,6 +68,7 @@ pub async fn join(
                 nonce: p.nonce,
                 timestamp: p.timestamp,
                 token: p.token,
+                client_id,
             },
             None => return refuse(RtcError::InvalidToken),
         },
@@ -86,7 +90,7 @@ pub async fn leave(
         ));
     };
     match s.rtc.leave(&b.channel, &b.userid, &b.session) {
-        Ok(()) => Json(json!({ "left": true })).into_response(),
+        Ok(left) => Json(json!({ "left": left })).into_response(),
         Err(e) => refuse(e),
     }
 }
@@ -95,7 +99,7 @@ pub async fn leave(
 pub async fn channel(State(s): State<Arc<HttpState>>, Path(channel): Path<String>) -> Response {
     match s.rtc.members(&channel) {
         Some((call_id, open, members)) => Json(
-            json!({ "channel": channel, "call_id": call_id, "open": open, "members": members }),
+            json!({ "channel": channel, "call_id": call_id, "open": open, "members": members, "peers": s.rtc.peers(&channel) }),
         )
         .into_response(),
         None => refuse(RtcError::NoChannel),

@@ -71,6 +71,19 @@ pub struct JoinRequest {
     pub timestamp: i64,
     /// The token.
     pub token: String,
+    /// The joining device's MQTT client id, so other members can reach it
+    /// (WebRTC signaling as P2P messages); optional, not authenticated.
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// A member of a channel and where to reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Peer {
+    /// RTC user id.
+    pub userid: String,
+    /// The device's client id, if it said which when joining.
+    pub client_id: Option<String>,
 }
 
 /// A successful join.
@@ -82,6 +95,8 @@ pub struct Joined {
     pub channel: String,
     /// Everyone in the channel now.
     pub members: Vec<String>,
+    /// Everyone in the channel now, with their client ids.
+    pub peers: Vec<Peer>,
 }
 
 #[derive(Debug, Default)]
@@ -90,6 +105,8 @@ struct Channel {
     call_id: String,
     /// RTC user to session id.
     members: BTreeMap<String, String>,
+    /// RTC user to the client id it joined from.
+    clients: BTreeMap<String, String>,
     /// RTC user to the time (ms) their access was revoked.
     revoked: HashMap<String, i64>,
 }
@@ -160,7 +177,12 @@ impl MockRtc {
             .members
             .insert(r.userid.clone(), session.clone())
             .is_none();
+        match &r.client_id {
+            Some(c) => ch.clients.insert(r.userid.clone(), c.clone()),
+            None => ch.clients.remove(&r.userid),
+        };
         let members = ch.members.keys().cloned().collect();
+        let peers = peers_of(ch);
         drop(channels);
         if fresh {
             let _ = self.events.send(RtcEvent::Joined {
@@ -172,25 +194,38 @@ impl MockRtc {
             session,
             channel: r.channel.clone(),
             members,
+            peers,
         })
     }
 
     /// Leaves a channel.
-    pub fn leave(&self, channel: &str, user: &str, session: &str) -> Result<(), RtcError> {
+    /// Idempotent: `Ok(false)` when `user` is no longer in the channel (it
+    /// left, was removed, or the call ended and closed the channel).
+    pub fn leave(&self, channel: &str, user: &str, session: &str) -> Result<bool, RtcError> {
         let mut channels = self.lock();
         let ch = channels.get_mut(channel).ok_or(RtcError::NoChannel)?;
-        if ch.members.get(user).map(String::as_str) != Some(session) {
-            return Err(RtcError::BadRequest(format!(
-                "{user} has no session {session} in {channel}"
-            )));
+        match ch.members.get(user) {
+            None => return Ok(false),
+            Some(s) if s != session => {
+                return Err(RtcError::BadRequest(format!(
+                    "{user} has no session {session} in {channel}"
+                )))
+            }
+            Some(_) => {}
         }
         ch.members.remove(user);
+        ch.clients.remove(user);
         drop(channels);
         let _ = self.events.send(RtcEvent::Left {
             channel: channel.into(),
             user: user.into(),
         });
-        Ok(())
+        Ok(true)
+    }
+
+    /// Who is in a channel and where to reach them.
+    pub fn peers(&self, channel: &str) -> Vec<Peer> {
+        self.lock().get(channel).map(peers_of).unwrap_or_default()
     }
 
     /// Who is in a channel, and the call it belongs to.
@@ -216,6 +251,8 @@ pub struct ChannelInfo {
     pub open: bool,
     /// RTC user ids in the channel now.
     pub members: Vec<String>,
+    /// The members with the client ids they joined from.
+    pub peers: Vec<Peer>,
 }
 
 impl MockRtc {
@@ -229,11 +266,22 @@ impl MockRtc {
                 call_id: c.call_id.clone(),
                 open: c.open,
                 members: c.members.keys().cloned().collect(),
+                peers: peers_of(c),
             })
             .collect();
         all.sort_by(|a, b| b.open.cmp(&a.open).then_with(|| a.channel.cmp(&b.channel)));
         all
     }
+}
+
+fn peers_of(ch: &Channel) -> Vec<Peer> {
+    ch.members
+        .keys()
+        .map(|u| Peer {
+            userid: u.clone(),
+            client_id: ch.clients.get(u).cloned(),
+        })
+        .collect()
 }
 
 /// The issue time (ms) the mock embeds in its nonces.
@@ -253,6 +301,7 @@ impl RtcProvider for MockRtc {
         let gone: Vec<String> = match self.lock().get_mut(channel) {
             Some(ch) => {
                 ch.open = false;
+                ch.clients.clear();
                 std::mem::take(&mut ch.members).into_keys().collect()
             }
             None => vec![],
@@ -270,6 +319,7 @@ impl RtcProvider for MockRtc {
             let mut channels = self.lock();
             let ch = channels.entry(channel.to_string()).or_default();
             ch.revoked.insert(user.to_string(), now_ms);
+            ch.clients.remove(user);
             ch.members.remove(user).is_some()
         };
         if was_in {
@@ -311,6 +361,7 @@ mod tests {
             nonce: p.nonce.clone(),
             timestamp: p.timestamp,
             token: p.token.clone(),
+            client_id: Some(format!("GID_web@@@{}", p.userid)),
         }
     }
 
@@ -323,6 +374,14 @@ mod tests {
         rtc.open_channel("ch1", "c1");
         let ok = rtc.join(&request(&p), now).unwrap();
         assert_eq!(ok.members, vec!["bob".to_string()]);
+        assert_eq!(
+            ok.peers,
+            vec![Peer {
+                userid: "bob".into(),
+                client_id: Some("GID_web@@@bob".into())
+            }],
+            "members say where to reach them"
+        );
         assert_eq!(
             rx.try_recv().unwrap(),
             RtcEvent::Joined {
@@ -366,7 +425,11 @@ mod tests {
         let s = rtc.join(&request(&p), 0).unwrap().session;
         let _ = rx.try_recv();
         assert!(rtc.leave("ch1", "bob", "nope").is_err());
-        rtc.leave("ch1", "bob", &s).unwrap();
+        assert!(rtc.leave("ch1", "bob", &s).unwrap());
+        assert!(
+            !rtc.leave("ch1", "bob", &s).unwrap(),
+            "leaving twice is fine"
+        );
         assert_eq!(
             rx.try_recv().unwrap(),
             RtcEvent::Left {

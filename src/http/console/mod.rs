@@ -142,7 +142,7 @@ async fn login(
                 .path("/")
                 .http_only(true)
                 .same_site(SameSite::Strict)
-                .secure(parts.uri.scheme_str() == Some("https"))
+                .secure(parts.extensions.get::<super::tls::ViaHttps>().is_some())
                 .max_age(time::Duration::seconds(crate::ops::SESSION_SECS))
                 .build();
             (jar.add(cookie), Redirect::to(&next)).into_response()

@@ -13,6 +13,9 @@ use mqrtc::http::PortsFile;
 
 pub mod http;
 
+/// Browser tests take this so they run one at a time (2 cores).
+pub static BROWSER: Mutex<()> = Mutex::new(());
+
 /// A running appliance process.
 pub struct Appliance {
     pub dir: Arc<tempfile::TempDir>,
@@ -41,6 +44,7 @@ impl Appliance {
             "--ws-port",
             "--wss-port",
             "--http-port",
+            "--https-port",
         ] {
             if !args.contains(&p) {
                 cmd.args([p, "0"]);
@@ -164,6 +168,7 @@ impl Appliance {
             ("--ws-port", p.ws),
             ("--wss-port", p.wss),
             ("--http-port", p.http),
+            ("--https-port", p.https),
         ];
         let mut args: Vec<String> = self
             .args
