@@ -9,7 +9,9 @@ use crate::common::{text, Appliance};
 
 #[test]
 fn console_in_headless_chromium() {
-    let _one_at_a_time = crate::common::BROWSER.lock().unwrap_or_else(|p| p.into_inner());
+    let _one_at_a_time = crate::common::BROWSER
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let root = env!("CARGO_MANIFEST_DIR");
     assert!(
         std::path::Path::new("/usr/bin/chromium").exists()
