@@ -112,8 +112,56 @@ test('a three-person meeting: every page receives media from both others', async
   assert.equal(await carol.locator('#grid figure').count(), 3);
   assert.equal(await alice.isVisible('#end-all'), true, 'the host can end for all');
   await shot(alice, 'phone-meeting');
-  await alice.click('#end-all');
-  for (const p of [alice, bob, carol]) await p.waitForSelector('#idle:not([hidden])');
+  // The host mutes bob: bob's own page and carol's show it.
+  await alice.click('button[aria-label="Mute bob"]');
+  await carol.waitForFunction(() => /bob: .*microphone muted/.test(document.querySelector('#people').textContent));
+  // The host removes carol: her page leaves, the others stop her media.
+  await alice.click('button[aria-label="Remove carol"]');
+  await carol.waitForSelector('#idle:not([hidden])');
+  assert.equal(await carol.evaluate(() => window.mqrtcPhone.mesh), null);
+  assert.match(await carol.textContent('#history'), /removed from a call/);
+  for (const p of [alice, bob]) {
+    await p.waitForFunction(() => !document.querySelector('figure[data-user="carol"]'));
+    await eventually(async () => (await stats(p)).connected === 1, 5000, 'carol\'s connection closed');
+  }
+  // The host hands over: bob gets the host's controls.
+  await alice.click('button[aria-label="Make host bob"]');
+  await bob.waitForSelector('#host-badge:not([hidden])');
+  await bob.waitForSelector('#end-all:not([hidden])');
+  await bob.click('#end-all');
+  for (const p of [alice, bob]) await p.waitForSelector('#idle:not([hidden])');
+});
+
+test('an audio-only call, and a device credential sign-in', async () => {
+  const cred = a.cli(['device', 'create', 'GID_web@@@erin', '--instance', 'mqrtc-demo']);
+  const context = await browser.newContext();
+  const erin = await openPage(context);
+  await erin.goto(`${a.http}/phone`);
+  await erin.fill('#f-client', 'GID_web@@@erin');
+  await erin.selectOption('#f-mode', 'device');
+  await erin.fill('#f-key', cred.id);
+  await erin.fill('#f-secret', 'not the secret');
+  await erin.click('#signin-go');
+  await erin.waitForSelector('#signin-error:not([hidden])');
+  await erin.reload();
+  await erin.fill('#f-client', 'GID_web@@@erin');
+  await erin.selectOption('#f-mode', 'device');
+  await erin.fill('#f-key', cred.id);
+  await erin.fill('#f-secret', cred.secret);
+  await erin.click('#signin-go');
+  await erin.waitForSelector('#idle:not([hidden])');
+  const { alice } = pages;
+  await alice.check('#dial-audio');
+  await dial(alice, 'erin');
+  await answer(erin);
+  await eventually(async () => {
+    const s = await stats(erin);
+    return s && s.connected === 1 && s.audioBytes > 0 ? s : null;
+  }, 10000, 'audio flows');
+  assert.equal((await stats(erin)).videoBytes, 0, 'no video in an audio-only call');
+  await erin.click('#hangup');
+  await alice.waitForSelector('#idle:not([hidden])');
+  await alice.uncheck('#dial-audio');
 });
 
 test('a browser calls mqrtc device: signaling works, the page says the device sends no media', async () => {
