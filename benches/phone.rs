@@ -7,9 +7,7 @@ use std::process::Command;
 
 fn main() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let script = format!(
-        "ip link set lo up && exec node {root}/tests/js/browser/phone.bench.mjs"
-    );
+    let script = format!("ip link set lo up && exec node {root}/tests/js/browser/phone.bench.mjs");
     let status = Command::new("unshare")
         .args(["-n", "sh", "-c", &script])
         .env("MQRTC_BIN", env!("CARGO_BIN_EXE_mqrtc"))

@@ -59,7 +59,7 @@ impl Credentials {
                 secret,
             } => Some((
                 format!("Signature|{key_id}|{instance}"),
-                crate::auth::signature(secret, &id),
+                crate::signature::signature(secret, &id),
             )),
             Credentials::DeviceCredential {
                 instance,
@@ -67,7 +67,7 @@ impl Credentials {
                 secret,
             } => Some((
                 format!("DeviceCredential|{key_id}|{instance}"),
-                crate::auth::signature(secret, &id),
+                crate::signature::signature(secret, &id),
             )),
             Credentials::Token {
                 instance,

@@ -5,8 +5,9 @@
 
 use serde_json::{json, Value};
 
+use super::new_id;
 use super::protocol::{self, WireError};
-use super::{new_id, Runtime};
+use super::runtime::Runtime;
 use crate::calls::{CallError, Command, Device, Effect, Event, JoinFor, Millis, ReplyBody};
 use crate::directory::TopicRole;
 use crate::rtc::token::rtc_user_id;

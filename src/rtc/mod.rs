@@ -3,9 +3,11 @@
 //! who is in each channel and reports joins and leaves like a real
 //! service's callbacks would.
 
+#[cfg(feature = "server")]
 pub mod mock;
 pub mod token;
 
+#[cfg(feature = "server")]
 pub use mock::{MockRtc, RtcError};
 pub use token::JoinParams;
 

@@ -82,3 +82,37 @@ fn ports_file_names_every_bound_port() {
         std::net::TcpStream::connect(("127.0.0.1", port)).expect("listening");
     }
 }
+
+/// An app that depends on `mqrtc` with `default-features = false` gets the
+/// client SDK without the broker, axum, SQLite or sled (`.ci/run` also
+/// compiles that build).
+#[test]
+fn the_client_sdk_builds_without_the_server() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let o = std::process::Command::new(cargo)
+        .args([
+            "tree",
+            "--offline",
+            "--no-default-features",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo tree");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tree = String::from_utf8_lossy(&o.stdout);
+    let has = |name: &str| tree.lines().any(|l| l.starts_with(&format!("{name} v")));
+    assert!(
+        has("rumqttc") && has("tokio"),
+        "the client's own dependencies:\n{tree}"
+    );
+    for server_only in ["rmqtt", "axum", "sled", "rusqlite", "askama", "argon2"] {
+        assert!(
+            !has(server_only),
+            "{server_only} in the client-only build:\n{tree}"
+        );
+    }
+}
