@@ -58,6 +58,8 @@ pub struct Engine {
     // one-element BTreeSet allocates a whole node (~280 bytes) per user.
     pub(super) devices: BTreeMap<(String, String), Vec<String>>,
     pub(super) replies: HashMap<(String, String), (Result<ReplyBody, CallError>, Millis)>,
+    /// Client ids with an open connection.
+    pub(super) online: std::collections::HashSet<String>,
 }
 
 impl Engine {
@@ -149,6 +151,15 @@ impl Engine {
                 self.restore_device(d);
                 vec![]
             }
+            Input::Presence(d, online) => {
+                if online {
+                    self.online.insert(d.client_id.clone());
+                    self.restore_device(d);
+                } else {
+                    self.online.remove(&d.client_id);
+                }
+                vec![]
+            }
             Input::Timer(t) => {
                 let mut fx = Vec::new();
                 self.timer(t, now, &mut fx);
@@ -188,13 +199,17 @@ impl Engine {
         }
         self.restore_device(from.clone());
         let mut fx = Vec::new();
+        // A read-only listing is not remembered: a retry just reads again.
+        let remember = cmd != Command::Contacts;
         let result = if sent_at.saturating_add(ttl) < now {
             Err(CallError::Stale)
         } else {
             self.command(&from, cmd, now, fresh_id, &mut fx)
         };
-        self.replies
-            .insert(key, (result.clone(), now + self.rules.reply_memory));
+        if remember {
+            self.replies
+                .insert(key, (result.clone(), now + self.rules.reply_memory));
+        }
         fx.push(Effect::Reply {
             to: from.client_id,
             req,
@@ -234,7 +249,24 @@ impl Engine {
             Command::Remove { call_id, target } => self.remove(from, &call_id, &target, now, fx),
             Command::TransferHost { call_id, to } => self.transfer_host(from, &call_id, &to, fx),
             Command::Sync => Ok(self.sync(from, now)),
+            Command::Contacts => Ok(self.contacts(from)),
         }
+    }
+
+    /// The users of the sender's instance, with their online state.
+    fn contacts(&self, from: &Device) -> ReplyBody {
+        let users = self
+            .devices
+            .range((from.instance.clone(), String::new())..)
+            .take_while(|((instance, _), _)| *instance == from.instance)
+            .filter(|((_, user), _)| *user != from.user)
+            .map(|((_, user), ids)| crate::calls::Contact {
+                user: user.clone(),
+                online: ids.iter().any(|id| self.online.contains(id)),
+                devices: ids.len(),
+            })
+            .collect();
+        ReplyBody::Contacts { users }
     }
 
     /// Whether the engine knows this device already.

@@ -247,6 +247,9 @@ pub enum Command {
     },
     /// The current state of the sender's calls.
     Sync,
+    /// The users of the sender's instance the controller has seen, with
+    /// whether one of their devices is connected.
+    Contacts,
 }
 
 /// What the state machine is told.
@@ -267,6 +270,8 @@ pub enum Input {
     },
     /// A device connected (it can be reached from now on).
     DeviceSeen(Device),
+    /// A device's connection opened (`true`) or closed (`false`).
+    Presence(Device, bool),
     /// A timer fired.
     Timer(Timer),
     /// The RTC service reports a user entered a channel.
@@ -533,6 +538,22 @@ pub enum ReplyBody {
         /// Join parameters for each call the sender is in.
         joins: Vec<JoinFor>,
     },
+    /// The users of the sender's instance.
+    Contacts {
+        /// By Device ID, the sender left out.
+        users: Vec<Contact>,
+    },
+}
+
+/// A user of the instance, as `contacts` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Contact {
+    /// Device ID.
+    pub user: String,
+    /// Whether one of the user's devices is connected now.
+    pub online: bool,
+    /// How many devices (client ids) of the user the controller has seen.
+    pub devices: usize,
 }
 
 /// A channel and user that need RTC join parameters (the runtime issues the token).

@@ -464,6 +464,17 @@ impl Client {
             .await
     }
 
+    /// The users of this instance the controller has seen, with whether one
+    /// of their devices is connected now (`contacts`).
+    pub async fn contacts(&self) -> Result<Vec<crate::calls::Contact>, Error> {
+        #[derive(Deserialize)]
+        struct Users {
+            users: Vec<crate::calls::Contact>,
+        }
+        let u: Users = decode(self.request("contacts", json!({})).await?)?;
+        Ok(u.users)
+    }
+
     /// Asks for the current state and replaces the call book with it.
     pub async fn sync(&self) -> Result<Snapshot, Error> {
         self.inner.clone().sync().await

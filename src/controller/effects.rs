@@ -166,6 +166,7 @@ impl<'a> Fx<'a> {
                 "invites": invites,
                 "joins": joins.iter().map(|j| self.join(j)).collect::<Vec<_>>(),
             }),
+            ReplyBody::Contacts { users } => json!({ "users": users }),
         }
     }
 
@@ -184,7 +185,9 @@ impl<'a> Fx<'a> {
                     Err(e) => ("error", error_body(*e)),
                 };
                 self.send(&to, kind, Some(&req), REPLY_TTL, body, call_id.as_deref());
-                self.batch.replies.push((to, req, result, until));
+                if !matches!(result, Ok(ReplyBody::Contacts { .. })) {
+                    self.batch.replies.push((to, req, result, until));
+                }
             }
             Effect::Notify { to, event, ttl } => {
                 let v = serde_json::to_value(&event).unwrap_or_default();
@@ -227,7 +230,7 @@ fn command_call_id(cmd: &Command) -> Option<String> {
         | Command::Mute { call_id, .. }
         | Command::Remove { call_id, .. }
         | Command::TransferHost { call_id, .. } => Some(call_id.clone()),
-        Command::Start { .. } | Command::Sync => None,
+        Command::Start { .. } | Command::Sync | Command::Contacts => None,
     }
 }
 

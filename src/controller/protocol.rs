@@ -248,6 +248,7 @@ fn command(kind: &str, b: &Value) -> Result<Command, WireError> {
         }
         // The body of `sync` is not read.
         RequestType::Sync => Command::Sync,
+        RequestType::Contacts => Command::Contacts,
     })
 }
 

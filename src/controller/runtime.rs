@@ -215,10 +215,15 @@ impl Runtime {
             BridgeEvent::Connected { client_id, .. } => {
                 if let Some(d) = self.device(&client_id) {
                     self.seen(&d, now_ms(), staged);
+                    self.engine.apply(Input::Presence(d, true), now_ms(), "-");
                 }
             }
             BridgeEvent::Uplink(up) => self.uplink(up, staged),
-            BridgeEvent::Disconnected { .. } => {}
+            BridgeEvent::Disconnected { client_id, .. } => {
+                if let Some(d) = self.device(&client_id) {
+                    self.engine.apply(Input::Presence(d, false), now_ms(), "-");
+                }
+            }
         }
     }
 

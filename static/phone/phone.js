@@ -34,21 +34,34 @@ const load = (what) => { try { return JSON.parse(store.getItem(key(what)) || '[]
 function remember(entry) {
   const h = [entry, ...load('history')].slice(0, 30);
   store.setItem(key('history'), JSON.stringify(h));
-  const people = new Set([...entry.with, ...load('contacts')]);
-  people.delete(phone.client.user);
-  store.setItem(key('contacts'), JSON.stringify([...people].slice(0, 30)));
   renderLists();
 }
-function renderLists() {
-  const contacts = $('#contacts');
-  contacts.replaceChildren(...load('contacts').map((u) => {
+
+// The instance's users the controller has seen, with their online state.
+async function refreshContacts() {
+  if (phone.state === 'signin' || !phone.client?.connected) return;
+  try {
+    phone.contacts = await phone.client.contacts();
+  } catch (_) { return; }
+  renderContacts();
+}
+
+function renderContacts() {
+  $('#contacts').replaceChildren(...(phone.contacts || []).map((c) => {
     const li = document.createElement('li');
+    li.dataset.user = c.user;
     const b = document.createElement('button');
-    b.textContent = `Call ${u}`;
-    b.addEventListener('click', () => dial([u], false));
-    li.append(b);
+    b.textContent = `Call ${c.user}`;
+    b.addEventListener('click', () => dial([c.user], false));
+    const state = document.createElement('span');
+    state.className = `presence ${c.online ? 'online' : 'offline'}`;
+    state.textContent = c.online ? 'online' : 'offline';
+    li.append(b, ' ', state);
     return li;
   }));
+}
+
+function renderLists() {
   const missed = phone.client.book.missed.map((m) => ({ text: `missed call from ${m.from}`, at: m.at }));
   const recent = load('history').map((h) => ({ text: `${h.what} with ${h.with.join(', ')}`, at: h.at }));
   $('#history').replaceChildren(...[...missed, ...recent].sort((a, b) => b.at - a.at).slice(0, 20).map((e) => {
@@ -74,7 +87,7 @@ async function signIn(ev) {
     setConn(phone.state === 'signin' ? 'offline' : 'reconnecting');
     if (phone.state === 'signin') say($('#signin-error'), `Cannot connect: ${e.detail.reason}`);
   });
-  client.addEventListener('synced', (e) => reconcile(e.detail));
+  client.addEventListener('synced', (e) => { reconcile(e.detail); refreshContacts(); });
   client.addEventListener('call', (e) => onCall(e.detail));
   try {
     await client.connect();
@@ -89,6 +102,8 @@ async function signIn(ev) {
   phone.state = 'idle';
   show('idle');
   renderLists();
+  refreshContacts();
+  setInterval(refreshContacts, 5000);
 }
 
 function setConn(state) {

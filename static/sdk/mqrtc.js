@@ -253,6 +253,11 @@ export class Client extends EventTarget {
   transferHost(callId, to) { return this.request('call.transfer_host', { call_id: callId, to }); }
   ringing(callId) { return this.request('call.ringing', { call_id: callId }); }
 
+  /** `contacts`: the instance's users the controller has seen, `[{user, online, devices}]`. */
+  async contacts() {
+    return (await this.request('contacts', {})).users;
+  }
+
   /** `sync`: replaces the call book; emits `synced`. */
   async sync() {
     const s = await this.request('sync', {});

@@ -136,6 +136,21 @@ async fn sdk_full_call_on_two_devices_of_one_user() {
 }
 
 /// A dev appliance whose invitations ring 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_lists_contacts_with_their_online_state() {
+    let a = Appliance::start(&["--dev"]);
+    let (alice, _ea) = connected(a.ports.mqtt, "GID_demo@@@alice").await;
+    let (bob, _eb) = connected(a.ports.mqtt, "GID_web@@@bob").await;
+    let (carol, _ec) = connected(a.ports.mqtt, "GID_web@@@carol").await;
+    carol.close().await;
+    let mut users = alice.contacts().await.expect("contacts");
+    users.sort_by(|x, y| x.user.cmp(&y.user));
+    let seen: Vec<(&str, bool)> = users.iter().map(|c| (c.user.as_str(), c.online)).collect();
+    assert_eq!(seen, [("bob", true), ("carol", false)]);
+    bob.close().await;
+    alice.close().await;
+}
+
 fn ringing_5s() -> Appliance {
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
     let cfg = dir.path().join("mqrtc.toml");

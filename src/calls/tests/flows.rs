@@ -325,3 +325,35 @@ fn sync_reports_calls_and_pending_invites() {
         "an invitation past its ring time is not pending"
     );
 }
+
+#[test]
+fn contacts_list_the_instance_users_with_presence_and_are_not_remembered() {
+    let mut e = engine();
+    let alice = dev("alice", "demo");
+    e.apply(Input::Presence(dev("bob", "web"), true), T0, "-");
+    e.apply(Input::Presence(dev("carol", "demo"), true), T0, "-");
+    e.apply(Input::Presence(dev("carol", "demo"), false), T0, "-");
+    let mut other = dev("erin", "demo");
+    other.instance = "acme".into();
+    e.apply(Input::Presence(other, true), T0, "-");
+    let fx = e.apply(req(&alice, "c1", Command::Contacts), T0, "-");
+    let Ok(ReplyBody::Contacts { users }) = reply(&fx) else {
+        panic!("contacts: {fx:?}")
+    };
+    let seen: Vec<(&str, bool, usize)> = users
+        .iter()
+        .map(|c| (c.user.as_str(), c.online, c.devices))
+        .collect();
+    assert_eq!(
+        seen,
+        [("bob", true, 2), ("carol", false, 1), ("dave", false, 1)],
+        "same instance only, the sender left out, online if any device is"
+    );
+    // Asked again with the same request id, the answer is read afresh.
+    e.apply(Input::Presence(dev("dave", "demo"), true), T0, "-");
+    let fx = e.apply(req(&alice, "c1", Command::Contacts), T0 + 1, "-");
+    let Ok(ReplyBody::Contacts { users }) = reply(&fx) else {
+        panic!()
+    };
+    assert!(users.iter().any(|c| c.user == "dave" && c.online));
+}

@@ -50,6 +50,9 @@ pub enum RequestType {
     /// The sender's current calls, invitations and fresh join parameters.
     #[serde(rename = "sync")]
     Sync,
+    /// The users of the sender's instance, with their online state.
+    #[serde(rename = "contacts")]
+    Contacts,
 }
 
 /// One user (Device ID) or a list of users.
@@ -163,6 +166,14 @@ pub struct SyncReply {
     pub invites: Vec<CallView>,
     /// Fresh join parameters, one per entry of `calls`, in the same order.
     pub joins: Vec<Join>,
+}
+
+/// The `result` of `contacts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ContactsReply {
+    /// Users of the sender's instance the controller has seen (each has
+    /// connected at least once), by Device ID, the sender's own left out.
+    pub users: Vec<crate::calls::Contact>,
 }
 
 /// ARTC join parameters for one user in one call's RTC channel.

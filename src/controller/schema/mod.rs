@@ -25,8 +25,8 @@ use serde_json::{json, Map, Value};
 use super::protocol::{call_error_code, Envelope, WireError};
 use crate::calls::{CallError, Event};
 use bodies::{
-    CallIdBody, CallIdReply, ErrorBody, InviteBody, JoinReply, MuteBody, RemoveBody, RequestType,
-    StartBody, SyncReply, TransferHostBody,
+    CallIdBody, CallIdReply, ContactsReply, ErrorBody, InviteBody, JoinReply, MuteBody, RemoveBody,
+    RequestType, StartBody, SyncReply, TransferHostBody,
 };
 
 /// Where the schema is published, relative to the repository root.
@@ -58,8 +58,9 @@ pub fn document() -> Value {
         );
         defs.insert(body_def.clone(), body);
         defs.insert(result_def, result);
-        // The body of `sync` is not read, so it may be absent.
-        up_rules.push(rule(&wire, &body_def, t != RequestType::Sync, &[]));
+        // The bodies of `sync` and `contacts` are not read, so they may be absent.
+        let required = !matches!(t, RequestType::Sync | RequestType::Contacts);
+        up_rules.push(rule(&wire, &body_def, required, &[]));
         up_types.push(wire);
     }
 
@@ -72,6 +73,7 @@ pub fn document() -> Value {
         ser.subschema_for::<CallIdReply>(),
         ser.subschema_for::<JoinReply>(),
         ser.subschema_for::<SyncReply>(),
+        ser.subschema_for::<ContactsReply>(),
     ]
     .into_iter()
     .map(Schema::to_value)
@@ -186,7 +188,7 @@ fn request_body(t: RequestType, g: &mut SchemaGenerator) -> Schema {
         Mute => g.subschema_for::<MuteBody>(),
         Remove => g.subschema_for::<RemoveBody>(),
         TransferHost => g.subschema_for::<TransferHostBody>(),
-        Sync => json_schema!({ "description": "Not read: send `{}`." }),
+        Sync | Contacts => json_schema!({ "description": "Not read: send `{}`." }),
     }
 }
 
@@ -196,6 +198,7 @@ fn result_body(t: RequestType, g: &mut SchemaGenerator) -> Schema {
     match t {
         Start | Accept | Invite => g.subschema_for::<JoinReply>(),
         Sync => g.subschema_for::<SyncReply>(),
+        Contacts => g.subschema_for::<ContactsReply>(),
         Ringing | Decline | Cancel | Leave | Hangup | End | Mute | Remove | TransferHost => {
             g.subschema_for::<CallIdReply>()
         }

@@ -74,7 +74,7 @@ fn schema_is_valid_draft_2020_12() {
         defs["Uplink"]["properties"]["type"]["enum"]
             .as_array()
             .map(Vec::len),
-        Some(13)
+        Some(14)
     );
     assert_eq!(
         defs["Downlink"]["properties"]["type"]["enum"]

@@ -75,6 +75,8 @@ after(async () => {
 test('alice calls bob, bob accepts: media flows both ways, mute shows, hang up closes both', async () => {
   const alice = await phone('alice');
   const bob = await phone('bob');
+  // Contacts: bob shows up online (the list refreshes by itself).
+  await alice.waitForSelector('#contacts li[data-user="bob"] .presence.online', { timeout: 15000 });
   await axeCheck(alice, 'phone idle');
   await shot(alice, 'phone-idle');
   await dial(alice, 'bob');

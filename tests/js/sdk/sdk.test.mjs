@@ -149,6 +149,21 @@ test('kill -9 of the appliance mid-call: both reconnect, a mute sent meanwhile a
   assert.ok(alice.stats.reconnects >= 1 && bob.stats.reconnects >= 1);
 });
 
+test('contacts: the instance users seen, online or not', async () => {
+  const a = await appliance();
+  const alice = await device(a, 'GID_demo@@@alice');
+  const bob = await device(a, 'GID_web@@@bob');
+  const carol = await device(a, 'GID_web@@@carol');
+  await carol.close();
+  const users = await alice.contacts();
+  const by = Object.fromEntries(users.map((u) => [u.user, u.online]));
+  assert.deepEqual(by, { bob: true, carol: false });
+  assert.ok(!users.some((u) => u.user === 'alice'), 'not yourself');
+  await bob.close();
+  const later = await alice.contacts();
+  assert.equal(later.find((u) => u.user === 'bob').online, false);
+});
+
 test('client ids and logins are checked before connecting', async () => {
   assert.throws(() => new Client({ mqtt, url: 'ws://x', clientId: 'alice' }), /@@@/);
   assert.throws(() => new Client({ mqtt, url: 'ws://x', clientId: 'GRP@@@alice' }), /GID_/);
