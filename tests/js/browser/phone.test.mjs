@@ -25,6 +25,7 @@ async function phone(user) {
   const context = await browser.newContext({ viewport: { width: 1000, height: 760 } });
   const page = await openPage(context);
   await page.goto(`${a.http}/phone`);
+  if (user === 'alice') await axeCheck(page, 'phone sign-in');
   await page.click(`button.pick[data-id="GID_web@@@${user}"]`);
   await page.click('#signin-go');
   await page.waitForSelector('#idle:not([hidden])');
@@ -113,6 +114,7 @@ test('a three-person meeting: every page receives media from both others', async
   for (const [name, p] of Object.entries({ alice, bob, carol })) await mediaFlows(p, 2, name);
   assert.equal(await carol.locator('#grid figure').count(), 3);
   assert.equal(await alice.isVisible('#end-all'), true, 'the host can end for all');
+  await axeCheck(alice, 'phone meeting');
   await shot(alice, 'phone-meeting');
   // The host mutes bob: bob's own page and carol's show it.
   await alice.click('button[aria-label="Mute bob"]');
