@@ -165,7 +165,7 @@ pub enum Event {
 }
 
 /// RTC join parameters for one call (`docs/protocol.md`, "Joining the RTC channel").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Join {
     /// The call they belong to.
     pub call_id: String,

@@ -64,23 +64,23 @@ pub fn rtc_user_id(device_id: &str) -> String {
 }
 
 /// Everything a client needs to join an RTC channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JoinParams {
-    /// AppID.
+    /// AppID (`rtc.app_id`).
     pub appid: String,
-    /// Channel id.
+    /// RTC channel id.
     pub channel: String,
-    /// RTC user id.
+    /// RTC user id: the Device ID, made valid for ARTC.
     pub userid: String,
     /// Nonce (part of the token).
     pub nonce: String,
-    /// Expiry, Unix seconds.
+    /// Expiry of the token, Unix seconds.
     pub timestamp: i64,
-    /// `hex(sha256(...))`.
+    /// `hex(sha256(appid + appkey + channel + userid + nonce + timestamp))`.
     pub token: String,
-    /// The single-parameter form: Base64 of the JSON of the fields above.
+    /// The single-parameter form: `Base64(JSON{appid, channelid, userid, nonce, timestamp, token})`.
     pub token_b64: String,
-    /// GSLB addresses (here: the mock RTC service).
+    /// GSLB addresses (the mock RTC service's base URL unless `rtc.gslb` is set).
     pub gslb: Vec<String>,
 }
 

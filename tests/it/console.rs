@@ -9,16 +9,7 @@ use crate::common::{text, Appliance};
 
 #[test]
 fn console_in_headless_chromium() {
-    let _one_at_a_time = crate::common::BROWSER
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    let root = env!("CARGO_MANIFEST_DIR");
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists()
-            && std::path::Path::new(&format!("{root}/tests/js/node_modules/playwright-core"))
-                .exists(),
-        "chromium or playwright-core missing: run ./scripts/install-test-deps.sh"
-    );
+    let (_one_at_a_time, root) = crate::common::browser_test();
     let a = Appliance::start(&[]);
     let password = std::fs::read_to_string(a.path().join("admin-password.txt")).unwrap();
     let (key_id, secret) = a.demo_key();

@@ -176,28 +176,8 @@ pub struct ContactsReply {
     pub users: Vec<crate::calls::Contact>,
 }
 
-/// ARTC join parameters for one user in one call's RTC channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
-pub struct Join {
-    /// Call id.
-    pub call_id: String,
-    /// AppID (`rtc.app_id`).
-    pub appid: String,
-    /// RTC channel id.
-    pub channel: String,
-    /// RTC user id: the Device ID, made valid for ARTC.
-    pub userid: String,
-    /// Nonce (part of the token).
-    pub nonce: String,
-    /// Expiry of the token, Unix seconds.
-    pub timestamp: i64,
-    /// `hex(sha256(appid + appkey + channel + userid + nonce + timestamp))`.
-    pub token: String,
-    /// The single-parameter form: `Base64(JSON{appid, channelid, userid, nonce, timestamp, token})`.
-    pub token_b64: String,
-    /// GSLB addresses (the mock RTC service's base URL unless `rtc.gslb` is set).
-    pub gslb: Vec<String>,
-}
+/// ARTC join parameters for one user in one call's RTC channel (the client SDK's type).
+pub use crate::client::Join;
 
 /// The body of an `error` answer: the request changed nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]

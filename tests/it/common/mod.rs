@@ -16,6 +16,19 @@ pub mod http;
 /// Browser tests take this so they run one at a time (2 cores).
 pub static BROWSER: Mutex<()> = Mutex::new(());
 
+/// Takes the browser lock after checking that Debian's chromium and the npm
+/// driver are installed; returns the lock and the repository root.
+pub fn browser_test() -> (std::sync::MutexGuard<'static, ()>, &'static str) {
+    let lock = BROWSER.lock().unwrap_or_else(|p| p.into_inner());
+    let root = env!("CARGO_MANIFEST_DIR");
+    assert!(
+        Path::new("/usr/bin/chromium").exists()
+            && Path::new(&format!("{root}/tests/js/node_modules/playwright-core")).exists(),
+        "chromium or playwright-core missing: run ./scripts/install-test-deps.sh"
+    );
+    (lock, root)
+}
+
 /// A running appliance process.
 pub struct Appliance {
     pub dir: Arc<tempfile::TempDir>,
