@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::calls::{CallState, CallView, Event, Media, PState, ParticipantView};
+use crate::calls::{CallState, CallView, Event, Kind, Media, PState, ParticipantView};
 
 use super::Snapshot;
 
@@ -76,6 +76,10 @@ impl CallBook {
                     .into_iter()
                     .chain(self.invites.get_mut(call_id))
                 {
+                    // Someone new in a 1:1 call: it became a meeting (call.invite).
+                    if c.kind == Kind::Call && !c.participants.contains_key(user) {
+                        c.kind = Kind::Meeting;
+                    }
                     let p = c
                         .participants
                         .entry(user.clone())
@@ -128,5 +132,38 @@ impl CallBook {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_third_participant_makes_a_call_a_meeting() {
+        let view: CallView = serde_json::from_value(serde_json::json!({
+            "call_id": "c1", "kind": "call", "media": "video", "title": null, "host": "alice",
+            "state": "active", "created_at": 1,
+            "participants": {
+                "alice": {"state": "joined", "audio_muted": false, "video_muted": false},
+                "bob": {"state": "joined", "audio_muted": false, "video_muted": false}
+            }
+        }))
+        .unwrap();
+        let mut book = CallBook::default();
+        book.joined(&view);
+        let seen = |user: &str, state| Event::Participant {
+            call_id: "c1".into(),
+            user: user.into(),
+            state,
+        };
+        book.apply(&seen("bob", PState::Left));
+        assert_eq!(
+            book.calls["c1"].kind,
+            Kind::Call,
+            "a known user changes nothing"
+        );
+        book.apply(&seen("carol", PState::Invited));
+        assert_eq!(book.calls["c1"].kind, Kind::Meeting);
     }
 }

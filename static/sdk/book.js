@@ -32,6 +32,8 @@ export class CallBook {
       case 'call.participant':
         for (const c of [this.calls.get(b.call_id), this.invites.get(b.call_id)]) {
           if (!c) continue;
+          // Someone new in a 1:1 call: it became a meeting (call.invite).
+          if (!c.participants[b.user] && c.kind === 'call') c.kind = 'meeting';
           const p = (c.participants[b.user] ??= { state: b.state, audio_muted: false, video_muted: false });
           p.state = b.state;
           if (b.state === 'accepted' || b.state === 'joined') c.state = 'active';

@@ -108,8 +108,11 @@ test('alice calls bob, bob accepts: media flows both ways, mute shows, hang up c
 test('a three-person meeting: every page receives media from both others', async () => {
   const carol = await phone('carol');
   const { alice, bob } = pages;
-  await dial(alice, 'bob, carol');
+  // A 1:1 call becomes a meeting when the host invites more.
+  await dial(alice, 'bob');
   await answer(bob);
+  await alice.fill('#invite-to', 'carol');
+  await alice.click('#invite button[type=submit]');
   await answer(carol);
   for (const [name, p] of Object.entries({ alice, bob, carol })) await mediaFlows(p, 2, name);
   assert.equal(await carol.locator('#grid figure').count(), 3);
