@@ -146,3 +146,50 @@ fn all_interfaces_certificate_covers_the_machine_addresses() {
         a.log()
     );
 }
+
+/// A console sign-in over HTTPS gets a `Secure` session cookie; over plain
+/// HTTP (loopback) the cookie cannot be `Secure` or the browser would drop it.
+#[test]
+fn the_session_cookie_is_secure_over_https() {
+    let a = Appliance::start(&[]);
+    let password = std::fs::read_to_string(a.path().join("admin-password.txt")).unwrap();
+    let form = format!("name=admin&password={}", password.trim());
+    let sign_in = |scheme: &str, port: u16| {
+        let ca = a.ca();
+        let url = format!("{scheme}://localhost:{port}/console/login");
+        let origin = format!("Origin: {scheme}://localhost:{port}");
+        let o = run(
+            "curl",
+            &[
+                "--silent",
+                "--show-error",
+                "--include",
+                "--max-time",
+                "10",
+                "--cacert",
+                ca.to_str().unwrap(),
+                "-H",
+                &origin,
+                "--data",
+                &form,
+                &url,
+            ],
+        );
+        let head = String::from_utf8_lossy(&o.stdout).to_string();
+        head.lines()
+            .find(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("set-cookie: mqrtc_session=")
+            })
+            .unwrap_or_else(|| panic!("no session cookie over {scheme}: {head}\n{}", text(&o)))
+            .to_string()
+    };
+    let secure = sign_in("https", a.ports.https);
+    assert!(secure.contains("; Secure"), "{secure}");
+    assert!(
+        secure.contains("HttpOnly") && secure.contains("SameSite=Strict"),
+        "{secure}"
+    );
+    let plain = sign_in("http", a.ports.http);
+    assert!(!plain.contains("Secure"), "{plain}");
+}
