@@ -125,6 +125,14 @@ impl<'a> Fx<'a> {
                 _ => None,
             })
         });
+        // Only a participant's requests go on a call's timeline: anyone can
+        // name a call id, and the log must not grow from outsiders' requests.
+        let call_id = call_id.filter(|id| {
+            self.rt
+                .engine
+                .call(id)
+                .is_some_and(|c| c.participants.contains_key(&from.user))
+        });
         if let Some(call_id) = call_id {
             let entry = TimelineEntry {
                 at: self.now,

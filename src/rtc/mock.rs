@@ -297,13 +297,11 @@ impl RtcProvider for MockRtc {
         ch.call_id = call_id.to_string();
     }
 
+    /// Closes a channel and forgets it (a late join gets `no_channel`), so
+    /// channels do not pile up with the call history.
     fn close_channel(&self, channel: &str) {
-        let gone: Vec<String> = match self.lock().get_mut(channel) {
-            Some(ch) => {
-                ch.open = false;
-                ch.clients.clear();
-                std::mem::take(&mut ch.members).into_keys().collect()
-            }
+        let gone: Vec<String> = match self.lock().remove(channel) {
+            Some(ch) => ch.members.into_keys().collect(),
             None => vec![],
         };
         for user in gone {
@@ -317,7 +315,10 @@ impl RtcProvider for MockRtc {
     fn revoke(&self, channel: &str, user: &str, now_ms: i64) {
         let was_in = {
             let mut channels = self.lock();
-            let ch = channels.entry(channel.to_string()).or_default();
+            // A channel that is gone (its call ended) has nothing to revoke.
+            let Some(ch) = channels.get_mut(channel) else {
+                return;
+            };
             ch.revoked.insert(user.to_string(), now_ms);
             ch.clients.remove(user);
             ch.members.remove(user).is_some()
@@ -415,6 +416,27 @@ mod tests {
             rtc.join(&request(&again), now + 50),
             Err(RtcError::NoChannel)
         );
+    }
+
+    #[test]
+    fn a_closed_channel_is_forgotten() {
+        let (rtc, mut rx) = MockRtc::new("app", "key", 60, vec![]);
+        rtc.open_channel("ch1", "c1");
+        let p = rtc.join_params("ch1", "bob", 0);
+        rtc.join(&request(&p), 0).unwrap();
+        let _ = rx.try_recv();
+        rtc.close_channel("ch1");
+        assert!(
+            matches!(rx.try_recv(), Ok(RtcEvent::Left { .. })),
+            "members are told"
+        );
+        assert!(rtc.channels().is_empty(), "nothing left behind");
+        rtc.revoke("ch1", "bob", 1);
+        assert!(
+            rtc.channels().is_empty(),
+            "a late revocation creates nothing"
+        );
+        assert_eq!(rtc.join(&request(&p), 0).unwrap_err(), RtcError::NoChannel);
     }
 
     #[test]

@@ -38,11 +38,22 @@ pub fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// Whether an id ends like a mapped one: `-` and ten lowercase hex digits.
+fn looks_mapped(id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() > 11
+        && b[b.len() - 11] == b'-'
+        && b[b.len() - 10..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+}
+
 /// An RTC user id for a Device ID (which may hold `.` and `:`): invalid
-/// characters become `_`, and ids that would collide or are too long get a
-/// short hash suffix.
+/// characters become `_` and a short hash of the whole id is added. A valid
+/// id that ends like such a hash is hashed too, so no two Device IDs share
+/// an RTC user id (`a.b` and a user literally called `a_b-<its hash>`).
 pub fn rtc_user_id(device_id: &str) -> String {
-    if valid_id(device_id) {
+    if valid_id(device_id) && !looks_mapped(device_id) {
         return device_id.to_string();
     }
     let mapped: String = device_id
@@ -183,6 +194,14 @@ mod tests {
         let odd = rtc_user_id("a.b:c");
         assert!(valid_id(&odd) && odd.starts_with("a_b_c-"));
         assert_ne!(rtc_user_id("a.b"), rtc_user_id("a:b"), "no collision");
+        let spelled = rtc_user_id("a.b");
+        assert!(valid_id(&spelled));
+        assert_ne!(
+            rtc_user_id(&spelled),
+            spelled,
+            "a valid id that spells a mapped one is mapped too"
+        );
+        assert_eq!(rtc_user_id("bob-1234"), "bob-1234", "ordinary ids stay");
         assert!(valid_id(&rtc_user_id(&"x.".repeat(40))));
     }
 }

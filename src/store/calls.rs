@@ -2,7 +2,7 @@
 //! remembered replies, known devices and the call timeline. Each input's
 //! changes are written in one transaction (`apply_batch`).
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
@@ -271,7 +271,7 @@ impl Store {
             .query_row("SELECT data FROM calls WHERE id = ?1", [call_id], |r| {
                 r.get(0)
             })
-            .ok();
+            .optional()?;
         data.map(|d| serde_json::from_str(&d).map_err(corrupt))
             .transpose()
     }

@@ -277,4 +277,17 @@ mod tests {
         let counts = s.call_counts(450).unwrap();
         assert_eq!((counts.active, counts.ringing, counts.total), (1, 1, 4));
     }
+
+    #[test]
+    fn a_database_error_is_an_error_not_a_missing_call() {
+        let s = Store::open_in_memory().unwrap();
+        assert!(s.stored_call("nope").unwrap().is_none(), "absent: None");
+        s.conn()
+            .execute_batch("DROP TABLE call_users; DROP TABLE calls;")
+            .unwrap();
+        assert!(
+            matches!(s.stored_call("nope"), Err(StoreError::Sqlite(_))),
+            "a broken store must not read as 404"
+        );
+    }
 }

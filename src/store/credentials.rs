@@ -3,7 +3,7 @@
 use base64::Engine;
 use rand::distr::{Alphanumeric, SampleString};
 use rand::RngCore;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::provision::{conflict, expect_one, random_id};
@@ -84,7 +84,7 @@ impl Store {
                 params![parts.group],
                 |r| r.get(0),
             )
-            .ok();
+            .optional()?;
         if owner.as_deref() != Some(instance) {
             return Err(StoreError::NotFound(format!(
                 "Group ID {} is not provisioned in instance {instance}",

@@ -2,7 +2,7 @@
 //! topics: create, list, delete; and the demo tenant.
 
 use rand::distr::{Alphanumeric, SampleString};
-use rusqlite::{params, ErrorCode};
+use rusqlite::{params, ErrorCode, OptionalExtension};
 use serde::Serialize;
 
 use super::{unix_now, Store, StoreError};
@@ -242,7 +242,7 @@ impl Store {
                 params![group, topic],
                 |r| r.get(0),
             )
-            .ok();
+            .optional()?;
         if same.is_none() {
             return Err(StoreError::NotFound(format!(
                 "no Group ID {group} with a parent topic {topic} in the same instance"

@@ -22,6 +22,8 @@ use crate::store::Store;
 struct Rig {
     rt: Runtime,
     n: u32,
+    /// (call id, client id) of every timeline entry written.
+    logged: Vec<(String, String)>,
 }
 
 impl Rig {
@@ -58,7 +60,11 @@ impl Rig {
             due: HashMap::new(),
             out,
         };
-        let mut rig = Rig { rt, n: 0 };
+        let mut rig = Rig {
+            rt,
+            n: 0,
+            logged: Vec::new(),
+        };
         let mut staged = Staged::default();
         for c in clients {
             let ev = BridgeEvent::Connected {
@@ -82,6 +88,9 @@ impl Rig {
         };
         let mut staged = Staged::default();
         self.rt.uplink(up, &mut staged);
+        let logged = staged.batch.events.iter();
+        self.logged
+            .extend(logged.map(|(call, e)| (call.clone(), e.client_id.clone())));
         let out = staged.batch.outbox.into_iter();
         out.map(|(to, _, p, _)| (to, serde_json::from_str(&p).expect("a JSON downlink")))
             .collect()
@@ -237,4 +246,30 @@ fn strict_validator() -> jsonschema::Validator {
     doc.as_object_mut().map(|m| m.remove("anyOf"));
     doc["$ref"] = json!("#/$defs/Downlink");
     jsonschema::draft202012::new(&doc).expect("the strict schema compiles")
+}
+
+#[test]
+fn an_outsiders_request_is_answered_but_not_logged_on_the_call() {
+    let mut rig = Rig::new(&[ALICE, BOB, CAROL]);
+    let started = rig.send(ALICE, "call.start", json!({"to": "bob"}));
+    let call_id = result(&started, ALICE)["call"]["call_id"]
+        .as_str()
+        .expect("call id")
+        .to_string();
+    let out = rig.send(CAROL, "call.accept", json!({"call_id": call_id}));
+    assert!(
+        out.iter().any(|(c, m)| c == CAROL && m["type"] == "error"),
+        "{out:?}"
+    );
+    assert!(
+        rig.logged
+            .iter()
+            .any(|(c, who)| *c == call_id && who == ALICE),
+        "a participant's request is logged"
+    );
+    assert!(
+        !rig.logged.iter().any(|(_, who)| who == CAROL),
+        "an outsider's is not: {:?}",
+        rig.logged
+    );
 }
