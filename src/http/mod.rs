@@ -57,8 +57,11 @@ pub struct HttpState {
 /// The answer of `GET /healthz`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {
-    /// `"ok"` when the broker is serving.
+    /// `"ok"` when every part works, `"down"` when one does not (HTTP 503).
     pub status: String,
+    /// Each part: broker, controller, store, rtc.
+    #[serde(default)]
+    pub parts: crate::ops::Parts,
     /// Listener ports.
     pub ports: PortsFile,
     /// Connected clients.
@@ -73,6 +76,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
     let doc = Arc::new(doc);
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
         .route("/rtc/v1/join", post(rtc::join))
         .route("/rtc/v1/leave", post(rtc::leave))
         .route("/rtc/v1/channels/{channel}", get(rtc::channel))
@@ -110,11 +114,27 @@ pub fn when(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-async fn healthz(State(s): State<Arc<HttpState>>) -> Json<Health> {
-    Json(Health {
-        status: "ok".into(),
+/// `GET /healthz`, readiness: every part of the appliance works (200), or
+/// one does not (503, and which one in `parts`).
+async fn healthz(State(s): State<Arc<HttpState>>) -> (axum::http::StatusCode, Json<Health>) {
+    let parts = s.ops.parts().await;
+    let ok = parts.ok();
+    let status = if ok {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let health = Health {
+        status: if ok { "ok" } else { "down" }.into(),
+        parts,
         ports: s.ports,
         connections: s.broker.connections() as i64,
         broker: s.broker.stats(),
-    })
+    };
+    (status, Json(health))
+}
+
+/// `GET /livez`, liveness: the process answers HTTP.
+async fn livez() -> &'static str {
+    "alive\n"
 }

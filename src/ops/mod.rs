@@ -18,7 +18,7 @@ mod monitor;
 pub mod provision;
 
 pub use access::{SignInError, SESSION_SECS};
-pub use monitor::{Check, DeviceReport, Overview, Sample, Sampler, Status};
+pub use monitor::{Check, DeviceReport, Overview, Parts, Sample, Sampler, Status};
 
 /// What went wrong, in terms a person or a script can act on.
 #[derive(Debug, thiserror::Error)]

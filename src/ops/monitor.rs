@@ -100,6 +100,41 @@ pub(super) async fn sample_forever(ops: Weak<Ops>) {
     }
 }
 
+/// The state of each part, as `/healthz` reports it: `ok`, `down`, or
+/// `disabled` (a controller switched off in the config).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Parts {
+    /// The embedded broker.
+    pub broker: String,
+    /// The call controller's task.
+    pub controller: String,
+    /// SQLite (answers a query within 2 s).
+    pub store: String,
+    /// The mock RTC service.
+    pub rtc: String,
+}
+
+impl Default for Parts {
+    fn default() -> Parts {
+        let ok = || "ok".to_string();
+        Parts {
+            broker: ok(),
+            controller: ok(),
+            store: ok(),
+            rtc: ok(),
+        }
+    }
+}
+
+impl Parts {
+    /// Whether nothing is down.
+    pub fn ok(&self) -> bool {
+        [&self.broker, &self.controller, &self.store, &self.rtc]
+            .iter()
+            .all(|p| p.as_str() != "down")
+    }
+}
+
 /// Whether each part of the appliance runs.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Status {
@@ -166,14 +201,39 @@ fn check(ok: bool, text: impl Into<String>) -> Check {
 }
 
 impl Ops {
+    /// Each part's state, for `/healthz`.
+    pub async fn parts(&self) -> Parts {
+        let store =
+            tokio::time::timeout(Duration::from_secs(2), self.db(|s| s.data_version())).await;
+        Parts {
+            broker: "ok".into(),
+            controller: self.controller_state().into(),
+            store: if matches!(store, Ok(Ok(_))) {
+                "ok"
+            } else {
+                "down"
+            }
+            .into(),
+            rtc: "ok".into(),
+        }
+    }
+
+    fn controller_state(&self) -> &'static str {
+        match &self.controller {
+            None => "disabled",
+            Some(h) if h.is_finished() => "down",
+            Some(_) => "ok",
+        }
+    }
+
     /// Status, counts, rates and history.
     pub async fn overview(&self) -> Result<Overview, OpsError> {
         let now = now_ms();
         let calls = self.db(move |s| s.call_counts(now)).await?;
-        let controller = match &self.controller {
-            None => "disabled",
-            Some(h) if h.is_finished() => "stopped",
-            Some(_) => "running",
+        let controller = match self.controller_state() {
+            "ok" => "running",
+            "down" => "stopped",
+            other => other,
         };
         Ok(Overview {
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -327,4 +387,19 @@ fn session_checks(d: &ClientDetail) -> Vec<Check> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_part_down_makes_the_whole_unready_but_disabled_does_not() {
+        let mut p = Parts::default();
+        assert!(p.ok());
+        p.controller = "disabled".into();
+        assert!(p.ok(), "a controller switched off is not a fault");
+        p.store = "down".into();
+        assert!(!p.ok());
+    }
 }

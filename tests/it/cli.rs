@@ -116,3 +116,39 @@ fn the_client_sdk_builds_without_the_server() {
         );
     }
 }
+
+/// `/healthz` names each part; `/livez` only says the process answers; a
+/// controller switched off in the config is `disabled`, not down.
+#[test]
+fn health_reports_each_part() {
+    let a = Appliance::start(&[]);
+    let body = crate::persistence::http_get(a.ports.http, "/healthz");
+    assert!(
+        body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"),
+        "{body}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&body[body.find('{').unwrap()..]).unwrap();
+    assert_eq!(json["status"], "ok");
+    for part in ["broker", "controller", "store", "rtc"] {
+        assert_eq!(json["parts"][part], "ok", "{part}: {json}");
+    }
+    let live = crate::persistence::http_get(a.ports.http, "/livez");
+    assert!(
+        live.contains(" 200 ") && live.ends_with("alive\n"),
+        "{live}"
+    );
+
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let cfg = dir.path().join("mqrtc.toml");
+    std::fs::write(&cfg, "[controller]\nenabled = false\n").unwrap();
+    let off = Appliance::start_in(dir, &["--config", cfg.to_str().unwrap()]);
+    let body = crate::persistence::http_get(off.ports.http, "/healthz");
+    let json: serde_json::Value = serde_json::from_str(&body[body.find('{').unwrap()..]).unwrap();
+    assert_eq!(
+        (
+            json["status"].as_str(),
+            json["parts"]["controller"].as_str()
+        ),
+        (Some("ok"), Some("disabled"))
+    );
+}
