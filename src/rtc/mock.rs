@@ -200,10 +200,13 @@ impl MockRtc {
 
     /// Leaves a channel.
     /// Idempotent: `Ok(false)` when `user` is no longer in the channel (it
-    /// left, was removed, or the call ended and closed the channel).
+    /// left, was removed, or the call ended and the channel is gone).
     pub fn leave(&self, channel: &str, user: &str, session: &str) -> Result<bool, RtcError> {
         let mut channels = self.lock();
-        let ch = channels.get_mut(channel).ok_or(RtcError::NoChannel)?;
+        // A closed channel is forgotten: whoever was in it is out already.
+        let Some(ch) = channels.get_mut(channel) else {
+            return Ok(false);
+        };
         match ch.members.get(user) {
             None => return Ok(false),
             Some(s) if s != session => {
@@ -437,6 +440,11 @@ mod tests {
             "a late revocation creates nothing"
         );
         assert_eq!(rtc.join(&request(&p), 0).unwrap_err(), RtcError::NoChannel);
+        assert_eq!(
+            rtc.leave("ch1", "bob", "s-any"),
+            Ok(false),
+            "leaving it is fine"
+        );
     }
 
     #[test]
