@@ -104,11 +104,13 @@ test('a duplicate is seen once, also after a reload; a stale message is dropped'
   listen(bob);
   const env = { v: 1, id: 'dup-1', type: 'chat', ts: Date.now(), ttl: 60000, body: { text: 'hi' } };
   const send = (e) => new Promise((r) => alice.mqtt.publish('rtc_event/p2p/GID_web@@@bob', JSON.stringify(e), { qos: 1 }, r));
+  // Listen before sending: the message may reach bob before alice's PUBACK.
+  const marker1 = next(bob, 'message', (d) => d.envelope?.id === 'marker-1');
   await send(env);
   await send(env);
   await send({ ...env, id: 'stale-1', ts: Date.now() - 10 * 60000 });
   await send({ ...env, id: 'marker-1' });
-  await next(bob, 'message', (d) => d.envelope?.id === 'marker-1');
+  await marker1;
   assert.deepEqual(seen, ['dup-1', 'marker-1']);
   assert.equal(bob.stats.duplicates, 1);
   assert.equal(bob.stats.stale, 1);
@@ -117,9 +119,10 @@ test('a duplicate is seen once, also after a reload; a stale message is dropped'
   bob = await device(a, 'GID_web@@@bob', { storage: store });
   seen.length = 0;
   listen(bob);
+  const marker2 = next(bob, 'message', (d) => d.envelope?.id === 'marker-2');
   await send(env);
   await send({ ...env, id: 'marker-2' });
-  await next(bob, 'message', (d) => d.envelope?.id === 'marker-2');
+  await marker2;
   assert.deepEqual(seen, ['marker-2']);
   assert.equal(bob.stats.duplicates, 1);
 });
@@ -134,10 +137,12 @@ test('kill -9 of the appliance mid-call: both reconnect, a mute sent meanwhile a
   await bob.accept(started.call.call_id);
   const callId = started.call.call_id;
   const gone = Promise.all([next(alice, 'disconnected'), next(bob, 'disconnected')]);
+  // Listen before the restart: the clients may be back before this line runs again.
+  const back = Promise.all([next(alice, 'synced', () => true, 30000), next(bob, 'synced', () => true, 30000)]);
   await a.kill9AndRestartSamePorts();
   await gone;
   const mute = alice.mute(callId, { media: 'video', muted: true });
-  await Promise.all([next(alice, 'synced', () => true, 30000), next(bob, 'synced', () => true, 30000)]);
+  await back;
   await mute;
   const s = await bob.sync();
   const view = s.calls.find((c) => c.call_id === callId);
