@@ -33,7 +33,7 @@ pub struct Running {
     http_stop: tokio::sync::watch::Sender<bool>,
     ports_path: PathBuf,
     watcher: tokio::task::JoinHandle<()>,
-    controller: Option<tokio::task::JoinHandle<()>>,
+    controller: Option<controller::Controller>,
 }
 
 /// Starts everything `cfg` describes and returns once MQTT and HTTP answer.
@@ -107,13 +107,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     } else {
         None
     };
+    if cfg.fault_injection {
+        tracing::warn!("fault injection is on (/debug/faults): for tests only");
+    }
     let ops = crate::ops::Ops::new(crate::ops::OpsDeps {
         store: open_console_store(&cfg).await?,
         broker: broker.clone(),
         rtc: rtc.clone(),
         ports,
         dev: cfg.dev,
-        controller: controller.as_ref().map(|c| c.abort_handle()),
+        controller: controller.as_ref().map(|c| c.health()),
         max_client_id_len: cfg.limits.max_client_id_len,
     });
     let router = http::router(Arc::new(HttpState {
@@ -123,6 +126,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         store: store.clone(),
         ops,
         ice_servers: cfg.rtc.ice_servers.clone(),
+        faults: match &controller {
+            Some(c) if cfg.fault_injection => Some(c.faults()),
+            _ => None,
+        },
     }));
     let (http_stop, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -180,13 +187,14 @@ impl Running {
     /// exit the process), do not wait for it.
     pub async fn stop(self) {
         self.watcher.abort();
-        if let Some(c) = &self.controller {
-            c.abort();
-        }
         let _ = std::fs::remove_file(&self.ports_path);
         let _ = self.http_stop.send(true);
         for server in self.servers {
             let _ = server.await;
+        }
+        // Uplinks already accepted are processed while the broker still runs.
+        if let Some(c) = self.controller {
+            c.stop().await;
         }
         self.broker.shutdown().await;
         if let Err(e) = blocking(&self.store, |s| s.checkpoint()).await {

@@ -156,6 +156,9 @@ pub struct ServeArgs {
     /// Plain MQTT broker: any client id, any topic, anonymous allowed.
     #[arg(long)]
     pub standard_mqtt: bool,
+    /// Tests only: loopback endpoints that break parts on purpose.
+    #[arg(long, hide = true)]
+    pub fault_injection: bool,
 }
 
 impl ServeArgs {
@@ -201,6 +204,9 @@ impl ServeArgs {
         }
         if self.standard_mqtt {
             root.insert("standard_mqtt".into(), toml::Value::Boolean(true));
+        }
+        if self.fault_injection {
+            root.insert("fault_injection".into(), toml::Value::Boolean(true));
         }
         root
     }

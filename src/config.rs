@@ -41,6 +41,9 @@ pub struct Config {
     pub controller: Controller,
     /// The RTC token issuer and mock RTC service.
     pub rtc: Rtc,
+    /// For tests only: loopback `POST /debug/faults/...` endpoints that
+    /// break parts of the appliance on purpose. Never in production.
+    pub fault_injection: bool,
 }
 
 /// The call controller.
@@ -188,6 +191,7 @@ impl Default for Config {
             startup: Startup::default(),
             controller: Controller::default(),
             rtc: Rtc::default(),
+            fault_injection: false,
         }
     }
 }

@@ -147,6 +147,8 @@ pub enum RefusalCode {
     TopicInvalid,
     /// 0x97 Quota exceeded: the body is over the limit.
     PayloadTooLarge,
+    /// 0x97 Quota exceeded: the controller's queue is full; try again.
+    Busy,
 }
 
 /// A refusal with a human-readable reason (sent as the v5 reason string).

@@ -1,10 +1,10 @@
 //! The embedded broker's side of [`MessageBridge`]: a tap that hands
-//! allowed uplinks and connect events to subscribers, and in-process QoS 1
+//! allowed uplinks and connect events to subscribers without waiting, and in-process QoS 1
 //! publishing through rmqtt's routing.
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use rmqtt::codec::types::Publish as CodecPublish;
@@ -15,77 +15,130 @@ use rmqtt::types::{From, Id, Publish, QoS};
 use tokio::sync::mpsc;
 
 use crate::bridge::{
-    filter_matches, BridgeError, BridgeEvent, Downlink, EventStream, MessageBridge,
+    filter_matches, BridgeError, Downlink, EventStream, MessageBridge, PresenceQueue, Topics,
+    Uplink, PRESENCE_BACKLOG,
 };
+use crate::directory::{SharedDirectory, TopicRole};
 
 /// The client id in-process publishes are sent as (not a valid device id,
 /// so no device can ever take it).
 pub const CONTROLLER_CLIENT_ID: &str = "$mqrtc/controller";
 
 struct Subscriber {
-    filters: Vec<String>,
-    tx: mpsc::Sender<BridgeEvent>,
+    topics: Topics,
+    uplinks: mpsc::Sender<Uplink>,
+    presence: Arc<PresenceQueue>,
 }
 
-/// Fans bridge events out to subscribers.
-#[derive(Default)]
+/// Hands uplinks and presence changes to subscribers without ever waiting.
 pub(crate) struct Tap {
     subs: Mutex<Vec<Subscriber>>,
+    directory: Arc<SharedDirectory>,
 }
 
 impl Tap {
-    fn add(&self, filters: &[&str], capacity: usize) -> EventStream {
+    pub(crate) fn new(directory: Arc<SharedDirectory>) -> Tap {
+        Tap {
+            subs: Mutex::new(Vec::new()),
+            directory,
+        }
+    }
+
+    fn add(&self, topics: Topics, capacity: usize) -> EventStream {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let filters = filters.iter().map(|f| f.to_string()).collect();
-        self.lock().push(Subscriber { filters, tx });
-        rx
+        let presence = PresenceQueue::new(PRESENCE_BACKLOG);
+        self.lock().push(Subscriber {
+            topics,
+            uplinks: tx,
+            presence: presence.clone(),
+        });
+        EventStream::new(rx, presence)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Subscriber>> {
         self.subs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether anyone wants uplinks on `topic` (so the hook can skip copying).
-    pub(crate) fn wants(&self, topic: &str) -> bool {
-        self.lock()
-            .iter()
-            .any(|s| s.filters.iter().any(|f| filter_matches(f, topic)))
+    fn matches(&self, topics: &Topics, topic: &str) -> bool {
+        match topics {
+            Topics::Filters(f) => f.iter().any(|f| filter_matches(f, topic)),
+            Topics::Uplinks => {
+                let parent = topic.split('/').next().unwrap_or_default();
+                self.directory
+                    .get()
+                    .topic(parent)
+                    .is_some_and(|t| t.role == TopicRole::Uplink)
+            }
+        }
     }
 
-    /// Delivers `ev` to every subscriber it concerns, waiting while a
-    /// subscriber's queue is full.
-    pub(crate) async fn send(&self, ev: BridgeEvent) {
-        let targets: Vec<mpsc::Sender<BridgeEvent>> = {
-            let subs = self.lock();
-            subs.iter()
-                .filter(|s| match &ev {
-                    BridgeEvent::Uplink(u) => s.filters.iter().any(|f| filter_matches(f, &u.topic)),
-                    _ => true,
-                })
-                .map(|s| s.tx.clone())
-                .collect()
-        };
+    /// Whether anyone wants uplinks on `topic` (so the hook can skip copying).
+    pub(crate) fn wants(&self, topic: &str) -> bool {
+        self.lock().iter().any(|s| self.matches(&s.topics, topic))
+    }
+
+    /// Queues `up` for every subscriber that wants it; `Busy` if a queue
+    /// was full (the publish is then refused, not waited for).
+    pub(crate) fn uplink(&self, up: Uplink) -> Result<(), BridgeError> {
+        let mut subs = self.lock();
+        let mut busy = false;
         let mut gone = false;
-        for tx in targets {
-            gone |= tx.send(ev.clone()).await.is_err();
+        for s in subs.iter().filter(|s| self.matches(&s.topics, &up.topic)) {
+            match s.uplinks.try_send(up.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => busy = true,
+                Err(mpsc::error::TrySendError::Closed(_)) => gone = true,
+            }
         }
         if gone {
-            self.lock().retain(|s| !s.tx.is_closed());
+            subs.retain(|s| !s.uplinks.is_closed());
         }
+        if busy {
+            Err(BridgeError::Busy)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Records a connect or disconnect for every subscriber; never waits.
+    /// False if a subscriber's backlog was full (it will resync).
+    pub(crate) fn presence(&self, client_id: &str, connected: bool, reason: String) -> bool {
+        let at = SystemTime::now();
+        let mut kept = true;
+        for s in self.lock().iter() {
+            let before = s.presence.dropped();
+            s.presence.push(client_id, connected, reason.clone(), at);
+            kept &= s.presence.dropped() == before;
+        }
+        kept
     }
 }
 
 /// [`MessageBridge`] on the embedded broker.
 pub struct EmbeddedBridge {
     pub(crate) scx: ServerContext,
-    pub(crate) tap: std::sync::Arc<Tap>,
+    pub(crate) tap: Arc<Tap>,
     pub(crate) default_expiry: Duration,
 }
 
 #[async_trait]
 impl MessageBridge for EmbeddedBridge {
-    fn subscribe(&self, filters: &[&str], capacity: usize) -> Result<EventStream, BridgeError> {
-        Ok(self.tap.add(filters, capacity))
+    fn subscribe(&self, topics: Topics, capacity: usize) -> Result<EventStream, BridgeError> {
+        Ok(self.tap.add(topics, capacity))
+    }
+
+    async fn connected_clients(&self) -> Result<Vec<String>, BridgeError> {
+        let sessions: Vec<_> = {
+            let shared = self.scx.extends.shared().await;
+            shared.iter().filter_map(|e| e.session()).collect()
+        };
+        let mut online = Vec::new();
+        for s in sessions {
+            if s.connected().await.unwrap_or(false) {
+                online.push(s.id.client_id.to_string());
+            }
+        }
+        Ok(online)
     }
 
     async fn publish(&self, msg: Downlink) -> Result<(), BridgeError> {

@@ -21,7 +21,7 @@ use super::conns::{BrokerState, Conn, UploadRefusal};
 use super::stats::bump;
 use super::tail::Tapped;
 use crate::auth::{self, ConnectRefusal, Credentials};
-use crate::bridge::{BridgeEvent, Uplink};
+use crate::bridge::Uplink;
 use crate::policy::{self, Refusal, RefusalCode};
 
 /// The client id a refused will (or an uploaded token) is redirected to: no
@@ -83,20 +83,12 @@ impl Handler for Hooks {
             }
             Parameter::ClientConnected(s) => {
                 bump(&self.state.stats.connects);
-                let client_id = s.id.client_id.to_string();
                 note(&self.state.activity, &s.id, "connected", String::new(), s).await;
-                self.state
-                    .tap
-                    .send(BridgeEvent::Connected {
-                        client_id,
-                        at: SystemTime::now(),
-                    })
-                    .await;
+                self.presence(&s.id.client_id, true, String::new());
                 (true, acc)
             }
             Parameter::ClientDisconnected(s, reason) => {
-                let client_id = s.id.client_id.to_string();
-                self.state.conns.remove(&client_id, s.id.create_time);
+                self.state.conns.remove(&s.id.client_id, s.id.create_time);
                 note(
                     &self.state.activity,
                     &s.id,
@@ -105,12 +97,7 @@ impl Handler for Hooks {
                     s,
                 )
                 .await;
-                let ev = BridgeEvent::Disconnected {
-                    client_id,
-                    reason: reason.to_string(),
-                    at: SystemTime::now(),
-                };
-                self.state.tap.send(ev).await;
+                self.presence(&s.id.client_id, false, reason.to_string());
                 (true, acc)
             }
             Parameter::MessageDropped(to, _from, p, reason) => {
@@ -243,7 +230,9 @@ impl Hooks {
                 tracing::info!(client_id = %s.id.client_id, filter = %sub.topic_filter, total = n, "subscribe refused: {}", r.reason);
                 SubscribeAclResult::new_failure(match r.code {
                     RefusalCode::TopicInvalid => SubscribeAckReason::TopicFilterInvalid,
-                    RefusalCode::PayloadTooLarge => SubscribeAckReason::UnspecifiedError,
+                    RefusalCode::PayloadTooLarge | RefusalCode::Busy => {
+                        SubscribeAckReason::UnspecifiedError
+                    }
                     RefusalCode::NotAuthorized => SubscribeAckReason::NotAuthorized,
                 })
             }
@@ -260,17 +249,30 @@ impl Hooks {
 
     async fn check_publish(&self, s: &Session, p: &Publish) -> PublishAclResult {
         let st = &self.state;
-        if st.standard {
-            self.tap_uplink(&s.id.client_id, p, false).await;
-            return PublishAclResult::allow();
-        }
-        let verdict = if p.topic == UPLOAD_TOKEN_TOPIC {
+        let verdict = if st.standard {
+            Ok(())
+        } else if p.topic == UPLOAD_TOKEN_TOPIC {
             self.upload_token(s, p).await
         } else {
             self.may_publish(&s.id.client_id, p)
         };
+        // Handed to the controller last, so a refused publish never reaches it.
+        let verdict = verdict.and_then(|()| {
+            if p.topic == UPLOAD_TOKEN_TOPIC {
+                return Ok(());
+            }
+            self.tap_uplink(&s.id.client_id, p, false)
+                .map_err(|()| Refusal {
+                    code: RefusalCode::Busy,
+                    reason: "the controller is busy: try again".into(),
+                })
+        });
         if let Err(r) = verdict {
-            let n = bump(&st.stats.publish_refusals);
+            let n = bump(if r.code == RefusalCode::Busy {
+                &st.stats.uplinks_busy
+            } else {
+                &st.stats.publish_refusals
+            });
             tracing::info!(client_id = %s.id.client_id, topic = %p.topic, total = n, "publish refused: {}", r.reason);
             // 3.1.1 has no way to refuse but closing the connection; a v5
             // QoS 0 publish has no PUBACK, so it gets a DISCONNECT.
@@ -283,16 +285,13 @@ impl Hooks {
             let code = match r.code {
                 RefusalCode::NotAuthorized => PublishAckReason::NotAuthorized,
                 RefusalCode::TopicInvalid => PublishAckReason::TopicNameInvalid,
-                RefusalCode::PayloadTooLarge => PublishAckReason::QuotaExceeded,
+                RefusalCode::PayloadTooLarge | RefusalCode::Busy => PublishAckReason::QuotaExceeded,
             };
             return PublishAclResult(PublishResult::reason_code(
                 code,
                 Some(r.reason.into()),
                 disconnect,
             ));
-        }
-        if p.topic != UPLOAD_TOKEN_TOPIC {
-            self.tap_uplink(&s.id.client_id, p, false).await;
         }
         PublishAclResult::allow()
     }
@@ -322,10 +321,24 @@ impl Hooks {
         }
     }
 
-    async fn tap_uplink(&self, sender: &str, p: &Publish, is_will: bool) {
+    /// Connect and disconnect, for the controller: never waits.
+    fn presence(&self, client_id: &str, connected: bool, reason: String) {
+        if !self.state.tap.presence(client_id, connected, reason) {
+            let n = bump(&self.state.stats.presence_dropped);
+            tracing::warn!(
+                client_id,
+                total = n,
+                "presence change not queued: the controller will resync"
+            );
+        }
+    }
+
+    /// Hands an allowed publish to the bridge's subscribers; `Err` if one
+    /// of their queues is full.
+    fn tap_uplink(&self, sender: &str, p: &Publish, is_will: bool) -> Result<(), ()> {
         bump(&self.state.stats.uplinks);
         if !self.state.tap.wants(&p.topic) {
-            return;
+            return Ok(());
         }
         let up = Uplink {
             sender: sender.to_string(),
@@ -335,7 +348,7 @@ impl Hooks {
             is_will,
             received_at: SystemTime::now(),
         };
-        self.state.tap.send(BridgeEvent::Uplink(up)).await;
+        self.state.tap.uplink(up).map_err(|_| ())
     }
 
     /// P2P routing for every publish (clients, wills, in-process), and the
@@ -354,7 +367,10 @@ impl Hooks {
                 tracing::warn!(client_id = %sender, topic = %p.topic, "will dropped: {}", r.reason);
                 return Some(void(p));
             }
-            self.tap_uplink(&sender, p, true).await;
+            if self.tap_uplink(&sender, p, true).is_err() {
+                bump(&self.state.stats.uplinks_busy);
+                tracing::warn!(client_id = %sender, topic = %p.topic, "will not handed to the controller: it is busy");
+            }
         }
         let target = policy::p2p_target(&p.topic)?;
         let mut direct = p.clone();

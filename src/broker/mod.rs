@@ -150,7 +150,7 @@ impl Broker {
         *scx.extends.retain_mut().await = Box::new(retained.clone());
 
         let stats = Arc::new(BrokerStats::default());
-        let tap = Arc::new(bridge::Tap::default());
+        let tap = Arc::new(bridge::Tap::new(directory.clone()));
         let state = Arc::new(conns::BrokerState {
             standard: s.standard_mqtt,
             rules: Rules {

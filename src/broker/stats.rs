@@ -22,6 +22,8 @@ pub struct BrokerStats {
     pub(crate) uplinks: AtomicU64,
     pub(crate) messages_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
+    pub(crate) uplinks_busy: AtomicU64,
+    pub(crate) presence_dropped: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -57,6 +59,12 @@ pub struct StatsSnapshot {
     /// Messages delivered to clients.
     #[serde(default)]
     pub messages_out: u64,
+    /// Uplinks refused because the controller's queue was full (0x97).
+    #[serde(default)]
+    pub uplinks_busy: u64,
+    /// Connect/disconnect changes the controller missed (it resynced).
+    #[serde(default)]
+    pub presence_dropped: u64,
 }
 
 pub(crate) fn bump(c: &AtomicU64) -> u64 {
@@ -82,6 +90,8 @@ impl BrokerStats {
             uplinks: r(&self.uplinks),
             messages_in: r(&self.messages_in),
             messages_out: r(&self.messages_out),
+            uplinks_busy: r(&self.uplinks_busy),
+            presence_dropped: r(&self.presence_dropped),
         }
     }
 }

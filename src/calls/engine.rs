@@ -137,6 +137,11 @@ impl Engine {
         old
     }
 
+    /// Replaces who is online (after reading it from the broker).
+    pub fn set_online(&mut self, online: std::collections::HashSet<String>) {
+        self.online = online;
+    }
+
     /// Applies one input at time `now`; `fresh_id` names a call if one is created.
     pub fn apply(&mut self, input: Input, now: Millis, fresh_id: &str) -> Vec<Effect> {
         match input {

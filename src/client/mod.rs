@@ -670,6 +670,13 @@ impl Inner {
                 let Some(req) = env.req.as_deref() else {
                     return;
                 };
+                // Not stored (the appliance's disk or database failed):
+                // the next retry, with the same `req`, may be.
+                if env.kind == "error"
+                    && env.body["code"] == crate::controller::protocol::UNAVAILABLE
+                {
+                    return;
+                }
                 let Some(tx) = lock(&self.pending).remove(req) else {
                     return; // an answer to a retry already answered
                 };

@@ -9,12 +9,12 @@ use super::new_id;
 use super::protocol::{self, WireError};
 use super::runtime::Runtime;
 use crate::calls::{CallError, Command, Device, Effect, Event, JoinFor, Millis, ReplyBody};
-use crate::directory::TopicRole;
+use crate::directory::{SharedDirectory, TopicRole};
 use crate::rtc::token::rtc_user_id;
 use crate::store::{Batch, TimelineEntry};
 
 /// Time to live of a reply (ms): a device that is offline longer asks again (sync).
-const REPLY_TTL: Millis = 60_000;
+pub(super) const REPLY_TTL: Millis = 60_000;
 
 /// An uplink request being processed: sender, type, command and the message as received.
 pub(super) type RequestMeta = (Device, String, Command, Value);
@@ -24,6 +24,23 @@ pub(super) enum RtcOp {
     Open { channel: String, call_id: String },
     Close { channel: String },
     Revoke { channel: String, user: String },
+}
+
+/// The P2P inbox of `client_id` on its instance's downlink topic.
+pub(super) fn inbox(directory: &SharedDirectory, client_id: &str) -> Option<String> {
+    let parts = crate::policy::parse_client_id(client_id, usize::MAX).ok()?;
+    let dir = directory.get();
+    let instance = dir.group_instance(parts.group)?;
+    let mut downlinks: Vec<&String> = dir
+        .topics
+        .iter()
+        .filter(|(_, t)| t.instance == instance && t.role == TopicRole::Downlink)
+        .map(|(n, _)| n)
+        .collect();
+    downlinks.sort();
+    downlinks
+        .first()
+        .map(|parent| format!("{parent}/p2p/{client_id}"))
 }
 
 /// Builds one input's batch.
@@ -48,21 +65,8 @@ impl<'a> Fx<'a> {
         (self.batch, self.rtc)
     }
 
-    /// The P2P inbox of `client_id` on its instance's downlink topic.
     fn inbox(&self, client_id: &str) -> Option<String> {
-        let parts = crate::policy::parse_client_id(client_id, usize::MAX).ok()?;
-        let dir = self.rt.directory.get();
-        let instance = dir.group_instance(parts.group)?;
-        let mut downlinks: Vec<&String> = dir
-            .topics
-            .iter()
-            .filter(|(_, t)| t.instance == instance && t.role == TopicRole::Downlink)
-            .map(|(n, _)| n)
-            .collect();
-        downlinks.sort();
-        downlinks
-            .first()
-            .map(|parent| format!("{parent}/p2p/{client_id}"))
+        inbox(&self.rt.directory, client_id)
     }
 
     /// Queues a downlink envelope to `client_id` and logs it on `call_id`'s timeline.

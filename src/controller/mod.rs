@@ -9,14 +9,20 @@ pub mod protocol;
 pub mod schema;
 
 #[cfg(feature = "server")]
+mod commit;
+#[cfg(feature = "server")]
 mod effects;
 #[cfg(feature = "server")]
 mod outbox;
 #[cfg(feature = "server")]
 mod runtime;
+#[cfg(feature = "server")]
+mod supervise;
 
 #[cfg(feature = "server")]
-pub use runtime::{start, Deps, Settings};
+pub use runtime::{Deps, Settings};
+#[cfg(feature = "server")]
+pub use supervise::{start, Controller, Faults, Health};
 
 use crate::calls::Millis;
 

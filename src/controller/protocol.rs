@@ -96,6 +96,10 @@ impl WireError {
     }
 }
 
+/// The error code of a request the controller could not store (its disk or
+/// database failed): retry it with the same `req`.
+pub const UNAVAILABLE: &str = "unavailable";
+
 /// The error code on the wire of a state machine error.
 pub fn call_error_code(e: CallError) -> &'static str {
     match e {

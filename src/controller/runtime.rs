@@ -7,7 +7,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::sync::mpsc;
 
 use crate::bridge::{BridgeEvent, MessageBridge, Uplink};
@@ -15,9 +14,10 @@ use crate::calls::{Device, Engine, Input, Millis, Rules, Timer};
 use crate::directory::{SharedDirectory, TopicRole};
 use crate::policy;
 use crate::rtc::{token::rtc_user_id, RtcEvent, RtcProvider};
-use crate::store::{Batch, Store, StoreError};
+use crate::store::{Batch, Store};
 
-use super::{effects, new_id, now_ms, outbox, protocol};
+use super::supervise::{Control, Exit, Inputs};
+use super::{effects, new_id, now_ms, protocol};
 
 /// Settings of the controller.
 #[derive(Debug, Clone)]
@@ -47,83 +47,28 @@ pub struct Deps {
 pub(super) struct Runtime {
     pub(super) settings: Settings,
     pub(super) engine: Engine,
+    pub(super) bridge: Arc<dyn MessageBridge>,
     pub(super) store: Arc<Store>,
     pub(super) directory: Arc<SharedDirectory>,
     pub(super) rtc: Arc<dyn RtcProvider>,
     pub(super) timers: BTreeSet<(Millis, Timer)>,
     pub(super) due: HashMap<Timer, Millis>,
     pub(super) out: mpsc::UnboundedSender<crate::store::OutboxRow>,
+    /// Presence must be read again from the broker.
+    pub(super) resync: bool,
 }
 
-/// Restores the controller's state and starts it; returns its task.
-pub async fn start(settings: Settings, deps: Deps) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let store = deps.store.clone();
-    let since = now_ms() - settings.rules.reply_memory;
-    let loaded = tokio::task::spawn_blocking(move || store.load_controller(since))
-        .await?
-        .context("while loading the controller's state")?;
-    let mut engine = Engine::new(settings.rules.clone());
-    let mut devices = 0usize;
-    for d in loaded.devices {
-        devices += 1;
-        engine.restore_device(d);
-    }
-    for c in loaded.calls {
-        engine.restore_call(c);
-    }
-    for (c, q, result, until) in loaded.replies {
-        engine.restore_reply(c, q, result, until);
-    }
-    let mut timers = BTreeSet::new();
-    let mut due = HashMap::new();
-    for (t, at) in loaded.timers {
-        timers.insert((at, t.clone()));
-        due.insert(t, at);
-    }
-    // The RTC service forgot its channels if it restarted with us.
-    let now = now_ms();
-    for c in engine.live_calls() {
-        deps.rtc.open_channel(&c.channel, &c.id);
-        for (user, p) in &c.participants {
-            if matches!(p.state, crate::calls::PState::Removed) {
-                deps.rtc.revoke(&c.channel, &rtc_user_id(user), now);
-            }
-        }
-    }
-    let (out, out_rx) = mpsc::unbounded_channel();
-    for row in loaded.outbox {
-        let _ = out.send(row);
-    }
-    let (done_tx, done_rx) = mpsc::unbounded_channel();
-    tokio::spawn(outbox::send(deps.bridge.clone(), out_rx, done_tx));
-    let events = deps
-        .bridge
-        .subscribe(&["#"], 4096)
-        .context("subscribing to uplinks")?;
-    tracing::info!(
-        calls = engine.live_calls().count(),
-        timers = timers.len(),
-        devices,
-        "controller started"
-    );
-    let rt = Runtime {
-        settings,
-        engine,
-        store: deps.store,
-        directory: deps.directory,
-        rtc: deps.rtc,
-        timers,
-        due,
-        out,
-    };
-    Ok(tokio::spawn(rt.run(events, deps.rtc_events, done_rx)))
-}
-
-/// Inputs staged for one commit: their merged batch and RTC operations.
+/// Inputs staged for one commit: their merged batch and RTC operations,
+/// and what to do again or answer if the commit fails.
 #[derive(Default)]
 pub(super) struct Staged {
     pub(super) batch: Batch,
     pub(super) rtc: Vec<effects::RtcOp>,
+    /// Requests in this batch: sender and `req` (answered `unavailable`
+    /// if the batch cannot be stored).
+    pub(super) requests: Vec<(String, Option<String>)>,
+    /// RTC callbacks in this batch (fed again if it cannot be stored).
+    pub(super) rtc_events: Vec<RtcEvent>,
 }
 
 impl Staged {
@@ -146,44 +91,117 @@ impl Staged {
 const GROUP: usize = 64;
 
 impl Runtime {
-    async fn run(
-        mut self,
-        mut events: mpsc::Receiver<BridgeEvent>,
-        mut rtc: mpsc::UnboundedReceiver<RtcEvent>,
-        mut sent: mpsc::UnboundedReceiver<Vec<i64>>,
-    ) {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        settings: Settings,
+        engine: Engine,
+        timers: Vec<(Timer, Millis)>,
+        bridge: Arc<dyn MessageBridge>,
+        store: Arc<Store>,
+        directory: Arc<SharedDirectory>,
+        rtc: Arc<dyn RtcProvider>,
+        out: mpsc::UnboundedSender<crate::store::OutboxRow>,
+    ) -> Runtime {
+        let mut rt = Runtime {
+            settings,
+            engine,
+            bridge,
+            store,
+            directory,
+            rtc,
+            timers: BTreeSet::new(),
+            due: HashMap::new(),
+            out,
+            resync: true,
+        };
+        for (t, at) in timers {
+            rt.timers.insert((at, t.clone()));
+            rt.due.insert(t, at);
+        }
+        rt
+    }
+
+    /// Runs until asked to stop or until a commit fails.
+    pub(super) async fn run(mut self, inputs: &mut Inputs) -> Exit {
         let mut prune = tokio::time::interval(Duration::from_secs(60));
+        let mut draining: Option<tokio::sync::oneshot::Sender<()>> = None;
         loop {
+            if self.resync {
+                self.resync_presence().await;
+            }
             let next = self.timers.first().map(|(at, _)| *at);
             let sleep = next
                 .map(|at| Duration::from_millis((at - now_ms()).max(0) as u64))
                 .unwrap_or(Duration::from_secs(3600));
             let mut staged = Staged::default();
-            tokio::select! {
-                ev = events.recv() => {
-                    let Some(ev) = ev else {
-                        tracing::warn!("bridge closed: controller stops");
-                        return;
-                    };
-                    // Group commit: what queued up meanwhile goes in the same transaction.
+            staged.batch.outbox_done = std::mem::take(&mut inputs.retry_done);
+            if let Some(ev) = inputs.retry_rtc.pop_front() {
+                self.rtc_event(ev, &mut staged);
+            } else if draining.is_some() {
+                // Stopping: what is queued now is processed, nothing waits for more.
+                let mut n = 0;
+                while let Some(ev) = inputs.events.try_recv() {
                     self.bridge_event(ev, &mut staged);
-                    for _ in 1..GROUP {
-                        match events.try_recv() {
-                            Ok(ev) => self.bridge_event(ev, &mut staged),
-                            Err(_) => break,
-                        }
+                    n += 1;
+                    if n == GROUP {
+                        break;
                     }
                 }
-                Some(ev) = rtc.recv() => self.rtc_event(ev, &mut staged),
-                _ = tokio::time::sleep(sleep), if next.is_some() => self.fire_timers(&mut staged),
-                _ = prune.tick() => self.prune().await,
-                Some(done) = sent.recv() => staged.batch.outbox_done.extend(done),
+                if n == 0 {
+                    if let Some(e) = self.commit(staged, inputs).await {
+                        return e;
+                    }
+                    if let Some(tx) = draining.take() {
+                        let _ = tx.send(());
+                    }
+                    return Exit::Stopped;
+                }
+            } else {
+                tokio::select! {
+                    ev = inputs.events.recv() => {
+                        let Some(ev) = ev else {
+                            tracing::warn!("bridge closed: controller stops");
+                            return Exit::Stopped;
+                        };
+                        // Group commit: what queued up meanwhile goes in the same transaction.
+                        self.bridge_event(ev, &mut staged);
+                        for _ in 1..GROUP {
+                            match inputs.events.try_recv() {
+                                Some(ev) => self.bridge_event(ev, &mut staged),
+                                None => break,
+                            }
+                        }
+                    }
+                    Some(ev) = inputs.rtc.recv() => self.rtc_event(ev, &mut staged),
+                    _ = tokio::time::sleep(sleep), if next.is_some() => self.fire_timers(&mut staged),
+                    _ = prune.tick() => self.prune().await,
+                    Some(done) = inputs.sent.recv() => staged.batch.outbox_done.extend(done),
+                    Some(c) = inputs.control.recv() => match c {
+                        Control::Drain(tx) => draining = Some(tx),
+                        Control::Panic => panic!("fault injected"),
+                    },
+                }
             }
             // Outbox rows the broker took are forgotten in the same transaction.
-            while let Ok(done) = sent.try_recv() {
+            while let Ok(done) = inputs.sent.try_recv() {
                 staged.batch.outbox_done.extend(done);
             }
-            self.commit(staged).await;
+            if let Some(exit) = self.commit(staged, inputs).await {
+                return exit;
+            }
+        }
+    }
+
+    /// Reads who is connected from the broker (after missed presence
+    /// changes, and when a run starts).
+    async fn resync_presence(&mut self) {
+        match self.bridge.connected_clients().await {
+            Ok(ids) => {
+                let online = ids.into_iter().filter(|id| self.device(id).is_some());
+                self.engine.set_online(online.collect());
+                self.resync = false;
+            }
+            Err(e) => tracing::warn!("presence not read from the broker: {e}"),
         }
     }
 
@@ -224,6 +242,10 @@ impl Runtime {
                     self.engine.apply(Input::Presence(d, false), now_ms(), "-");
                 }
             }
+            BridgeEvent::Resync => {
+                tracing::warn!("presence changes were dropped: reading them from the broker");
+                self.resync = true;
+            }
         }
     }
 
@@ -248,12 +270,16 @@ impl Runtime {
             self.settings.max_message_bytes,
         ) {
             Err((e, req)) => {
+                staged.requests.push((from.client_id.clone(), req.clone()));
                 tracing::info!(client_id = %from.client_id, code = e.code(), "uplink refused: {e}");
                 let mut fx = effects::Fx::new(self, now);
                 fx.wire_error(&from, req.as_deref(), e);
                 staged.absorb(fx.finish());
             }
             Ok(r) => {
+                staged
+                    .requests
+                    .push((from.client_id.clone(), Some(r.req.clone())));
                 let ttl = r
                     .envelope
                     .ttl
@@ -278,6 +304,7 @@ impl Runtime {
     }
 
     fn rtc_event(&mut self, ev: RtcEvent, staged: &mut Staged) {
+        staged.rtc_events.push(ev.clone());
         let (channel, rtc_user, joined) = match ev {
             RtcEvent::Joined { channel, user } => (channel, user, true),
             RtcEvent::Left { channel, user } => (channel, user, false),
@@ -365,52 +392,5 @@ impl Runtime {
             }
         }
         staged.absorb((batch, rtc));
-    }
-
-    /// Writes the staged batch, does its RTC operations, then hands its
-    /// downlinks to the sender.
-    async fn commit(&mut self, staged: Staged) {
-        let Staged { batch, rtc } = staged;
-        let empty = batch.calls.is_empty()
-            && batch.timers.is_empty()
-            && batch.outbox.is_empty()
-            && batch.replies.is_empty()
-            && batch.devices.is_empty()
-            && batch.events.is_empty()
-            && batch.outbox_done.is_empty();
-        let rows = if empty {
-            Vec::new()
-        } else {
-            let store = self.store.clone();
-            let written: Result<Result<_, StoreError>, _> =
-                tokio::task::spawn_blocking(move || store.apply_batch(&batch)).await;
-            match written {
-                Ok(Ok(rows)) => rows,
-                Ok(Err(e)) => {
-                    tracing::error!("controller state not saved: {e}");
-                    Vec::new()
-                }
-                Err(e) => {
-                    tracing::error!("controller state not saved: {e}");
-                    Vec::new()
-                }
-            }
-        };
-        // RTC first: a reply with join parameters must find its channel open.
-        let now = now_ms();
-        for op in rtc {
-            match op {
-                effects::RtcOp::Open { channel, call_id } => {
-                    self.rtc.open_channel(&channel, &call_id)
-                }
-                effects::RtcOp::Close { channel } => self.rtc.close_channel(&channel),
-                effects::RtcOp::Revoke { channel, user } => {
-                    self.rtc.revoke(&channel, &rtc_user_id(&user), now)
-                }
-            }
-        }
-        for row in rows {
-            let _ = self.out.send(row);
-        }
     }
 }

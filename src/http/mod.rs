@@ -16,6 +16,7 @@ pub mod api;
 mod assets;
 pub mod auth;
 pub mod console;
+mod faults;
 mod phone;
 mod rtc;
 pub mod tls;
@@ -52,6 +53,8 @@ pub struct HttpState {
     pub ops: Arc<crate::ops::Ops>,
     /// ICE server URLs handed to softphones (none: host candidates only).
     pub ice_servers: Vec<String>,
+    /// Fault injection (`serve --fault-injection`, tests only).
+    pub faults: Option<crate::controller::Faults>,
 }
 
 /// The answer of `GET /healthz`.
@@ -68,6 +71,18 @@ pub struct Health {
     pub connections: i64,
     /// Refusal and drop counters.
     pub broker: StatsSnapshot,
+    /// Times the controller failed and was restarted, and why it last failed.
+    #[serde(default)]
+    pub controller: ControllerHealth,
+}
+
+/// The controller's restarts, in `/healthz`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ControllerHealth {
+    /// Restarts since the appliance started.
+    pub restarts: u64,
+    /// Why it last failed (a panic, or a commit SQLite refused).
+    pub last_error: Option<String>,
 }
 
 /// The HTTP routes.
@@ -91,6 +106,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .merge(console::router())
         .route("/phone", get(phone::page))
         .route("/static/{*path}", get(assets::serve))
+        .merge(faults::router())
         .fallback(not_found)
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -130,6 +146,14 @@ async fn healthz(State(s): State<Arc<HttpState>>) -> (axum::http::StatusCode, Js
         ports: s.ports,
         connections: s.broker.connections() as i64,
         broker: s.broker.stats(),
+        controller: s
+            .ops
+            .controller_health()
+            .map(|h| ControllerHealth {
+                restarts: h.restarts(),
+                last_error: h.last_error(),
+            })
+            .unwrap_or_default(),
     };
     (status, Json(health))
 }

@@ -60,7 +60,7 @@ pub struct Ops {
     /// `--dev`: the console opens without sign-in on loopback.
     pub dev: bool,
     /// The controller task, to report whether it runs.
-    pub(crate) controller: Option<tokio::task::AbortHandle>,
+    pub(crate) controller: Option<std::sync::Arc<crate::controller::Health>>,
     /// Unix milliseconds at start.
     pub started_at: i64,
     /// Maximum client id length (for the device report).
@@ -80,7 +80,7 @@ pub struct OpsDeps {
     /// `--dev`.
     pub dev: bool,
     /// The controller task, if one runs.
-    pub controller: Option<tokio::task::AbortHandle>,
+    pub controller: Option<std::sync::Arc<crate::controller::Health>>,
     /// Maximum client id length.
     pub max_client_id_len: usize,
 }

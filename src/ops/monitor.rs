@@ -100,8 +100,9 @@ pub(super) async fn sample_forever(ops: Weak<Ops>) {
     }
 }
 
-/// The state of each part, as `/healthz` reports it: `ok`, `down`, or
-/// `disabled` (a controller switched off in the config).
+/// The state of each part, as `/healthz` reports it: `ok`, `down`,
+/// `restarting` (the controller, after a failure, until it has reloaded its
+/// state) or `disabled` (a controller switched off in the config).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Parts {
     /// The embedded broker.
@@ -127,11 +128,11 @@ impl Default for Parts {
 }
 
 impl Parts {
-    /// Whether nothing is down.
+    /// Whether every part is `ok` or `disabled`.
     pub fn ok(&self) -> bool {
         [&self.broker, &self.controller, &self.store, &self.rtc]
             .iter()
-            .all(|p| p.as_str() != "down")
+            .all(|p| matches!(p.as_str(), "ok" | "disabled"))
     }
 }
 
@@ -218,11 +219,15 @@ impl Ops {
         }
     }
 
+    /// The controller's health, if it runs.
+    pub fn controller_health(&self) -> Option<&crate::controller::Health> {
+        self.controller.as_deref()
+    }
+
     fn controller_state(&self) -> &'static str {
         match &self.controller {
             None => "disabled",
-            Some(h) if h.is_finished() => "down",
-            Some(_) => "ok",
+            Some(h) => h.state(),
         }
     }
 
@@ -401,5 +406,8 @@ mod tests {
         assert!(p.ok(), "a controller switched off is not a fault");
         p.store = "down".into();
         assert!(!p.ok());
+        p.store = "ok".into();
+        p.controller = "restarting".into();
+        assert!(!p.ok(), "a controller reloading its state is not ready");
     }
 }

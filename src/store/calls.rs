@@ -73,6 +73,19 @@ pub struct Batch {
     pub outbox_done: Vec<i64>,
 }
 
+impl Batch {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+            && self.timers.is_empty()
+            && self.outbox.is_empty()
+            && self.replies.is_empty()
+            && self.devices.is_empty()
+            && self.events.is_empty()
+            && self.outbox_done.is_empty()
+    }
+}
+
 fn timer_key(kind: &TimerKind) -> String {
     serde_json::to_string(kind).unwrap_or_default()
 }

@@ -171,6 +171,8 @@ export class Client extends EventTarget {
     if (env.type === 'result' || env.type === 'error') {
       const p = this.pending.get(env.req);
       if (!p) return; // the answer to a retry already answered
+      // Not stored (the appliance's disk or database failed): the next retry, same `req`, may be.
+      if (env.type === 'error' && env.body?.code === 'unavailable') return;
       this.pending.delete(env.req);
       if (env.type === 'result') p.resolve(env.body);
       else p.reject(new RefusedError(env.body?.code ?? 'unknown', env.body?.message ?? ''));

@@ -71,7 +71,9 @@ async fn uplinks_events_and_inprocess_publishing_async() {
     let dir = tempfile::tempdir().unwrap();
     let app = mqrtc::app::start(config(dir.path())).await.expect("start");
     let bridge = app.broker.bridge();
-    let mut rx = bridge.subscribe(&["rtc_up/#"], 64).unwrap();
+    let mut rx = bridge
+        .subscribe(mqrtc::bridge::Topics::Filters(vec!["rtc_up/#".into()]), 64)
+        .unwrap();
     let p = app.ports.mqtt.to_string();
 
     // An allowed uplink arrives with the authenticated sender; a refused one never does.

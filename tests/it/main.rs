@@ -10,6 +10,7 @@ mod calls;
 mod cli;
 mod console;
 mod conventions;
+mod faults;
 mod https;
 mod js_sdk;
 mod persistence;

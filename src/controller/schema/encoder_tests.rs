@@ -1,6 +1,6 @@
 //! Real downlinks, made by the controller from real uplinks, fit the schema.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -26,6 +26,28 @@ struct Rig {
     logged: Vec<(String, String)>,
 }
 
+/// The rig hands nothing to a broker: it reads the staged batch.
+struct NoBroker;
+
+#[async_trait::async_trait]
+impl crate::bridge::MessageBridge for NoBroker {
+    fn subscribe(
+        &self,
+        _: crate::bridge::Topics,
+        _: usize,
+    ) -> Result<crate::bridge::EventStream, crate::bridge::BridgeError> {
+        Err(crate::bridge::BridgeError::Closed)
+    }
+
+    async fn connected_clients(&self) -> Result<Vec<String>, crate::bridge::BridgeError> {
+        Ok(Vec::new())
+    }
+
+    async fn publish(&self, _: crate::bridge::Downlink) -> Result<(), crate::bridge::BridgeError> {
+        Err(crate::bridge::BridgeError::Closed)
+    }
+}
+
 impl Rig {
     fn new(clients: &[&str]) -> Rig {
         let mut d = Directory::default();
@@ -46,20 +68,21 @@ impl Rig {
         let (rtc, _) = MockRtc::new("mqrtc-local", "key", 86_400, gslb);
         let (out, _) = mpsc::unbounded_channel();
         let rules = Rules::default();
-        let rt = Runtime {
-            settings: Settings {
-                rules: rules.clone(),
-                max_message_bytes: 16 * 1024,
-                clock_skew_ms: 30_000,
-            },
-            engine: Engine::new(rules),
-            store: Arc::new(Store::open_in_memory().expect("store")),
-            directory: Arc::new(SharedDirectory::new(d)),
-            rtc: Arc::new(rtc),
-            timers: BTreeSet::new(),
-            due: HashMap::new(),
-            out,
+        let settings = Settings {
+            rules: rules.clone(),
+            max_message_bytes: 16 * 1024,
+            clock_skew_ms: 30_000,
         };
+        let rt = Runtime::new(
+            settings,
+            Engine::new(rules),
+            Vec::new(),
+            Arc::new(NoBroker),
+            Arc::new(Store::open_in_memory().expect("store")),
+            Arc::new(SharedDirectory::new(d)),
+            Arc::new(rtc),
+            out,
+        );
         let mut rig = Rig {
             rt,
             n: 0,

@@ -213,7 +213,10 @@ fn error_codes(_: &mut SchemaGenerator) -> Schema {
     let calls = variants::<CallError>()
         .into_iter()
         .map(|(e, doc)| json!({ "const": call_error_code(e), "description": doc }));
-    json_schema!({ "type": "string", "oneOf": wire.chain(calls).collect::<Vec<_>>() })
+    let unavailable = json!({ "const": super::protocol::UNAVAILABLE,
+        "description": "Not stored (the appliance's disk or database failed): nothing changed; send it again with the same `req`." });
+    let all = wire.chain(calls).chain([unavailable]).collect::<Vec<_>>();
+    json_schema!({ "type": "string", "oneOf": all })
 }
 
 /// The variants of a unit-only enum, with their doc comments, read from its schema.

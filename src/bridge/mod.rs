@@ -7,10 +7,14 @@
 //! topics, uplinks from a shared subscription, sender ids from a user
 //! property), so nothing that uses it depends on being in-process.
 
+mod stream;
+
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+
+pub use stream::{EventStream, PresenceQueue, PRESENCE_BACKLOG};
 
 /// Something that happened on the broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +38,19 @@ pub enum BridgeEvent {
     /// A client published a message the ACL allowed, on a topic the
     /// subscriber asked for.
     Uplink(Uplink),
+    /// Presence changes were dropped (too many waiting): ask the broker who
+    /// is connected ([`MessageBridge::connected_clients`]).
+    Resync,
+}
+
+/// Which uplinks a subscriber wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topics {
+    /// The uplink parent topics of every provisioned instance, as
+    /// provisioning changes (what the controller reads).
+    Uplinks,
+    /// Topics matching these MQTT filters.
+    Filters(Vec<String>),
 }
 
 /// An allowed publish from a client.
@@ -72,6 +89,10 @@ pub enum BridgeError {
     /// The broker is shutting down.
     #[error("the broker is not running")]
     Closed,
+    /// The subscriber's uplink queue is full: the publish was refused
+    /// (MQTT 5 reason 0x97), not queued.
+    #[error("the controller is busy")]
+    Busy,
     /// The message is not acceptable (bad topic, too large).
     #[error("refused: {0}")]
     Refused(String),
@@ -80,16 +101,19 @@ pub enum BridgeError {
     Broker(String),
 }
 
-/// A stream of bridge events. Events wait (and so does the publisher whose
-/// message made them) while the receiver is full: nothing is dropped.
-pub type EventStream = tokio::sync::mpsc::Receiver<BridgeEvent>;
-
 /// The bridge between a broker and the controller.
 #[async_trait]
 pub trait MessageBridge: Send + Sync + 'static {
-    /// Starts a stream of every connect and disconnect, and of the uplink
-    /// publishes whose topic matches one of `filters` (MQTT filter syntax).
-    fn subscribe(&self, filters: &[&str], capacity: usize) -> Result<EventStream, BridgeError>;
+    /// Starts a stream of every connect and disconnect (coalesced per
+    /// client), and of the allowed publishes on `topics`. At most
+    /// `capacity` uplinks wait; while the queue is full, the broker refuses
+    /// such publishes instead of waiting (MQTT 5: 0x97 quota exceeded;
+    /// 3.1.1: the connection is closed, and the client sends its QoS 1
+    /// message again when it reconnects).
+    fn subscribe(&self, topics: Topics, capacity: usize) -> Result<EventStream, BridgeError>;
+
+    /// The client ids connected now (after [`BridgeEvent::Resync`]).
+    async fn connected_clients(&self) -> Result<Vec<String>, BridgeError>;
 
     /// Publishes `msg` with QoS 1. A P2P topic reaches its target only, and
     /// waits for it while it is offline with a clean=false session.

@@ -1,0 +1,42 @@
+//! `serve --fault-injection` (tests only): loopback endpoints that break a
+//! part of the appliance on purpose, so tests can check it recovers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+
+use super::api::ApiError;
+use super::HttpState;
+
+/// The routes (merged only when fault injection is on).
+pub fn router() -> Router<Arc<HttpState>> {
+    Router::new().route("/debug/faults/controller-panic", post(controller_panic))
+}
+
+fn allowed(s: &HttpState, peer: SocketAddr) -> Result<&crate::controller::Faults, ApiError> {
+    let faults = s.faults.as_ref().ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "fault injection is off")
+    })?;
+    if !peer.ip().is_loopback() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "fault injection answers loopback clients only",
+        ));
+    }
+    Ok(faults)
+}
+
+/// Makes the controller's state machine panic, as a bug would.
+async fn controller_panic(
+    State(s): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Result<StatusCode, ApiError> {
+    allowed(&s, peer)?.panic_controller();
+    tracing::warn!("fault injected: the controller panics");
+    Ok(StatusCode::ACCEPTED)
+}

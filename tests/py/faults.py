@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Fault scenarios for tests/it/faults.rs, with paho-mqtt clients.
+
+Usage: faults.py stall --port P --http-port H --db PATH [--stall-secs N]
+
+stall: another process holds SQLite's write lock while devices keep
+publishing on an event topic, connecting and sending requests. Prints PASS
+lines and, last, one JSON line of figures; exit code 0 when it held.
+"""
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import paho.mqtt.client as mqtt
+
+from rtcdev import Device
+
+V2 = mqtt.CallbackAPIVersion.VERSION2
+QUOTA_EXCEEDED = 0x97
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+    print(f"PASS {what}", flush=True)
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else 0.0
+
+
+class V5:
+    """An MQTT 5 client that records PUBACK reason codes and what arrives."""
+
+    def __init__(self, port, client_id):
+        self.acks = {}
+        self.acked = threading.Condition()
+        self.inbox = []
+        self.c = mqtt.Client(callback_api_version=V2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.c.max_inflight_messages_set(100)
+        ok = threading.Event()
+        self.c.on_connect = lambda *a: ok.set()
+        self.c.on_publish = self._on_publish
+        self.c.on_message = lambda c, u, m: self.inbox.append(json.loads(m.payload))
+        self.c.connect("127.0.0.1", port, keepalive=60)
+        self.c.loop_start()
+        if not ok.wait(10):
+            raise RuntimeError(f"{client_id}: no CONNACK")
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        with self.acked:
+            self.acks[mid] = reason_code.value if hasattr(reason_code, "value") else int(reason_code)
+            self.acked.notify_all()
+
+    def publish(self, topic, payload):
+        return self.c.publish(topic, payload, qos=1).mid
+
+    def wait_acks(self, mids, timeout=30):
+        deadline = time.time() + timeout
+        with self.acked:
+            while not all(m in self.acks for m in mids) and time.time() < deadline:
+                self.acked.wait(0.1)
+        return [self.acks.get(m) for m in mids]
+
+    def close(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def measure(port, pubs=200, connects=30):
+    """PUBACK latency on an event topic and CONNACK latency, in ms."""
+    p = V5(port, "GID_demo@@@probe-pub")
+    pub_ms = []
+    for i in range(pubs):
+        t = time.perf_counter()
+        info = p.c.publish("rtc_event/stall", f"e{i}", qos=1)
+        info.wait_for_publish(30)
+        pub_ms.append((time.perf_counter() - t) * 1000)
+    p.close()
+    conn_ms = []
+    for i in range(connects):
+        ok = threading.Event()
+        c = mqtt.Client(callback_api_version=V2, client_id=f"GID_demo@@@probe-conn{i % 3}", protocol=mqtt.MQTTv5)
+        c.on_connect = lambda *a: ok.set()
+        t = time.perf_counter()
+        c.connect("127.0.0.1", port, keepalive=60)
+        c.loop_start()
+        got = ok.wait(30)
+        conn_ms.append((time.perf_counter() - t) * 1000 if got else 30_000.0)
+        c.disconnect()
+        c.loop_stop()
+    return pub_ms, conn_ms
+
+
+def request(dev, kind, body, req, within=60):
+    """Sends `kind` with a fixed `req` until it gets a final answer, as the
+    SDKs do (every 3 s, and at once after `unavailable`); returns (answer,
+    how many `unavailable` came first)."""
+    deadline = time.time() + within
+    unavailable = 0
+    while time.time() < deadline:
+        dev.send(kind, body, req=req)
+        try:
+            a = dev.wait(lambda e: e.get("req") == req and e["type"] in ("result", "error"), 3, what=kind)
+        except AssertionError:
+            continue
+        if a["type"] == "error" and a["body"]["code"] == "unavailable":
+            unavailable += 1
+            continue
+        return a, unavailable
+    raise AssertionError(f"{kind} {req}: no final answer within {within}s")
+
+
+def stall(a):
+    alice = Device(a.port, "GID_demo@@@alice", a.http_port)
+    bob = Device(a.port, "GID_demo@@@bob", a.http_port)
+    check(alice.request("sync")["type"] == "result", "the controller answers before the stall")
+    base_pub, base_conn = measure(a.port)
+
+    locker = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3,sys,time\n"
+         "c=sqlite3.connect(sys.argv[1],isolation_level=None,timeout=30)\n"
+         "c.execute('BEGIN EXCLUSIVE')\n"
+         "print('locked',flush=True)\n"
+         "time.sleep(float(sys.argv[2]))\n"
+         "c.execute('COMMIT')\n",
+         a.db, str(a.stall_secs)],
+        stdout=subprocess.PIPE, text=True)
+    check(locker.stdout.readline().strip() == "locked", "another process holds the database's write lock")
+    t0 = time.time()
+    # A request that changes state, sent during the stall.
+    call_req = f"r-{uuid.uuid4().hex[:12]}"
+    alice.send("call.start", {"to": "bob", "media": "audio"}, req=call_req)
+    # Enough uplinks to fill the controller's queue.
+    flood = [V5(a.port, f"GID_demo@@@flood{i}") for i in range(10)]
+    sent = []
+    for i in range(500):
+        for f in flood:
+            env = {"v": 1, "id": f"m-{uuid.uuid4().hex}", "type": "sync", "req": f"f-{uuid.uuid4().hex[:16]}",
+                   "ts": int(time.time() * 1000), "ttl": 120_000, "body": {}}
+            sent.append((f, f.publish("rtc_up/call", json.dumps(env)), env["req"]))
+    codes = {}
+    for f in flood:
+        mids = [m for (g, m, _) in sent if g is f]
+        for m, code in zip(mids, f.wait_acks(mids)):
+            codes[(f, m)] = code
+    stall_pub, stall_conn = measure(a.port)
+    during = time.time() - t0
+    check(during < a.stall_secs, f"measured during the stall ({during:.1f}s of {a.stall_secs}s)")
+    check(all(c is not None for c in codes.values()), "every uplink got its PUBACK during the stall")
+    accepted = [(f, r) for (f, m, r) in sent if codes[(f, m)] == 0]
+    busy = [r for (f, m, r) in sent if codes[(f, m)] == QUOTA_EXCEEDED]
+    check(len(accepted) + len(busy) == len(sent), "each uplink was accepted or refused with 0x97 (quota exceeded)")
+    check(len(busy) > 0, f"a full controller queue refuses with 0x97 ({len(busy)} of {len(sent)})")
+    locker.wait(60)
+
+    # Every accepted uplink is answered once the database is free again.
+    deadline = time.time() + 60
+    want = {(id(f), r) for (f, r) in accepted}
+    while time.time() < deadline:
+        got = {(id(f), e.get("req")) for f in flood for e in list(f.inbox) if e.get("req")}
+        if want <= got:
+            break
+        time.sleep(0.2)
+    got = {(id(f), e.get("req")) for f in flood for e in list(f.inbox) if e.get("req")}
+    missing = want - got
+    check(not missing, f"all {len(accepted)} accepted uplinks were answered ({len(missing)} missing)")
+    kinds = {}
+    for f in flood:
+        for e in f.inbox:
+            code = e["body"].get("code") if e["type"] == "error" else e["type"]
+            kinds[code] = kinds.get(code, 0) + 1
+    check(set(kinds) <= {"result", "unavailable"}, f"answers are results or `unavailable`: {kinds}")
+
+    answer, unavailable = request(alice, "call.start", {"to": "bob", "media": "audio"}, call_req)
+    check(answer["type"] == "result", f"the call started during the stall is answered ({unavailable} x unavailable first)")
+    call_id = answer["body"]["call"]["call_id"]
+    bob.wait(lambda e: e["type"] == "call.invite" and e["body"]["call"]["call_id"] == call_id, 30, what="invite")
+    check(True, "the callee rings")
+    acc = bob.request("call.accept", {"call_id": call_id}, timeout=30)
+    check(acc["type"] == "result", "the callee accepts")
+    alice.request("call.leave", {"call_id": call_id}, timeout=30)
+    e = bob.wait_type("call.ended", timeout=30, call_id=call_id)
+    check(e["body"]["reason"] == "hangup", "the call ends normally")
+    s = alice.request("sync", timeout=30)
+    check(s["type"] == "result" and not s["body"]["calls"], "after the call nothing is left live")
+    for f in flood:
+        f.close()
+    alice.close()
+    bob.close()
+    fig = {
+        "baseline": {"pub_p50": pct(base_pub, .5), "pub_p99": pct(base_pub, .99),
+                     "conn_p50": pct(base_conn, .5), "conn_p99": pct(base_conn, .99)},
+        "stalled": {"pub_p50": pct(stall_pub, .5), "pub_p99": pct(stall_pub, .99),
+                    "conn_p50": pct(stall_conn, .5), "conn_p99": pct(stall_conn, .99)},
+        "uplinks": len(sent), "accepted": len(accepted), "refused_0x97": len(busy), "answers": kinds,
+        "call_start_unavailable": unavailable,
+    }
+    print(json.dumps(fig), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("scenario", choices=["stall"])
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--http-port", type=int, required=True)
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--stall-secs", type=float, default=10.0)
+    a = ap.parse_args()
+    {"stall": stall}[a.scenario](a)
+
+
+if __name__ == "__main__":
+    main()
