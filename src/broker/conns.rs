@@ -26,34 +26,95 @@ pub(crate) struct Conn {
     pub expire_noticed: bool,
 }
 
-/// Connections by client id.
+/// Connections by client id; plus those authenticated but not yet
+/// accepted (rmqtt may still refuse the CONNECT: a refused duplicate must
+/// not replace the live connection's record), and those gone with a will
+/// still to fire (a delayed will is checked with its owner's credential).
 #[derive(Default)]
-pub(crate) struct Conns(DashMap<String, Conn>);
+pub(crate) struct Conns {
+    live: DashMap<String, Conn>,
+    pending: DashMap<(String, i64), Conn>,
+    departed: DashMap<String, Conn>,
+}
+
+/// Authenticated CONNECTs not answered within this long are forgotten.
+const PENDING_MS: i64 = 60_000;
 
 impl Conns {
-    pub fn insert(&self, conn: Conn) {
-        self.0.insert(conn.principal.client_id.clone(), conn);
+    /// Remembers an authenticated CONNECT until rmqtt accepts it.
+    pub fn stage(&self, conn: Conn) {
+        let now = crate::controller::now_ms();
+        if self.pending.len() > 1000 {
+            self.pending
+                .retain(|(_, since), _| now - *since < PENDING_MS);
+        }
+        self.pending
+            .insert((conn.principal.client_id.clone(), conn.since), conn);
     }
 
-    /// Forgets `client_id` if its entry is the connection created at `since`.
-    pub fn remove(&self, client_id: &str, since: i64) {
-        self.0.remove_if(client_id, |_, c| c.since == since);
+    /// The CONNECT created at `since` was accepted: its record becomes live.
+    pub fn accept(&self, client_id: &str, since: i64) {
+        if let Some((_, conn)) = self.pending.remove(&(client_id.to_string(), since)) {
+            self.departed.remove(client_id);
+            self.live.insert(client_id.to_string(), conn);
+        }
+    }
+
+    /// The CONNECT created at `since` was refused.
+    pub fn refuse(&self, client_id: &str, since: i64) {
+        self.pending.remove(&(client_id.to_string(), since));
+    }
+
+    /// Forgets `client_id` if its entry is the connection created at `since`;
+    /// with `will`, keeps it until the will is published.
+    pub fn remove(&self, client_id: &str, since: i64, will: bool) {
+        if let Some((id, conn)) = self.live.remove_if(client_id, |_, c| c.since == since) {
+            if will {
+                self.departed.insert(id, conn);
+            }
+        }
     }
 
     /// Who the connection is and what its credential allows now.
     pub fn access(&self, client_id: &str, dir: &Directory) -> Option<(Principal, Access)> {
-        let c = self.0.get(client_id)?;
+        let c = self.live.get(client_id)?;
         Some((
             c.principal.clone(),
             auth::access(dir, &c.credential, super::unix_now()),
         ))
     }
 
+    /// Who may publish `client_id`'s will: the live or departed connection;
+    /// after a restart, when neither is known, the device's group (its
+    /// topic was checked at CONNECT; only the group's permissions apply).
+    pub fn will_access(
+        &self,
+        client_id: &str,
+        dir: &Directory,
+        max_client_id_len: usize,
+    ) -> Option<(Principal, Access)> {
+        if let Some(found) = self.access(client_id, dir) {
+            return Some(found);
+        }
+        if let Some((_, c)) = self.departed.remove(client_id) {
+            let access = auth::access(dir, &c.credential, super::unix_now());
+            return Some((c.principal, access));
+        }
+        let parts = crate::policy::parse_client_id(client_id, max_client_id_len).ok()?;
+        let instance = dir.group_instance(parts.group)?.to_string();
+        let principal = Principal {
+            client_id: client_id.to_string(),
+            group: parts.group.to_string(),
+            instance,
+        };
+        Some((principal, Access::Full))
+    }
+
     /// Copies of the connections `wanted` picks (for the periodic checks,
     /// which run every second: copying every connection each time held
     /// megabytes at 10,000 connections).
     pub fn matching(&self, wanted: impl Fn(&Conn) -> bool) -> Vec<Conn> {
-        self.0
+        self.live
             .iter()
             .filter(|e| wanted(e.value()))
             .map(|e| e.value().clone())
@@ -61,7 +122,7 @@ impl Conns {
     }
 
     pub fn mark_expire_noticed(&self, client_id: &str, since: i64) {
-        if let Some(mut c) = self.0.get_mut(client_id) {
+        if let Some(mut c) = self.live.get_mut(client_id) {
             if c.since == since {
                 c.expire_noticed = true;
             }
@@ -82,7 +143,7 @@ impl Conns {
         let kind = TokenKind::parse(&up.kind)
             .ok_or_else(|| UploadRefusal::Malformed(format!("type {}", up.kind)))?;
         let mut c = self
-            .0
+            .live
             .get_mut(client_id)
             .ok_or(UploadRefusal::NotTokenMode)?;
         let instance = c.principal.instance.clone();
@@ -197,4 +258,79 @@ pub(crate) struct BrokerState {
     pub source: Option<Arc<dyn super::DirectorySource>>,
     /// One provisioning reload at a time (see `watch::reload_directory`).
     pub reload: tokio::sync::Mutex<()>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(since: i64, key: &str) -> Conn {
+        Conn {
+            since,
+            principal: Principal {
+                client_id: "GID_demo@@@a".into(),
+                group: "GID_demo".into(),
+                instance: "demo".into(),
+            },
+            credential: Credential::Signature(key.into()),
+            expire_noticed: false,
+        }
+    }
+
+    fn key_of(c: &Conns) -> Option<String> {
+        c.live.get("GID_demo@@@a").map(|c| match &c.credential {
+            Credential::Signature(k) => k.clone(),
+            _ => String::new(),
+        })
+    }
+
+    #[test]
+    fn a_refused_connect_does_not_replace_the_live_record() {
+        let c = Conns::default();
+        c.stage(conn(1, "first"));
+        assert_eq!(key_of(&c), None, "not live before rmqtt accepts it");
+        c.accept("GID_demo@@@a", 1);
+        c.stage(conn(2, "second"));
+        c.refuse("GID_demo@@@a", 2);
+        assert_eq!(key_of(&c).as_deref(), Some("first"));
+        c.stage(conn(3, "third"));
+        c.accept("GID_demo@@@a", 3);
+        assert_eq!(
+            key_of(&c).as_deref(),
+            Some("third"),
+            "a takeover replaces it"
+        );
+        c.remove("GID_demo@@@a", 1, false);
+        assert_eq!(
+            key_of(&c).as_deref(),
+            Some("third"),
+            "the old connection's end keeps the new record"
+        );
+    }
+
+    #[test]
+    fn a_will_is_judged_after_its_connection_ended_and_after_a_restart() {
+        let mut d = Directory::default();
+        d.instances.push("demo".into());
+        d.add_group("GID_demo", "demo");
+        let c = Conns::default();
+        c.stage(conn(1, "k"));
+        c.accept("GID_demo@@@a", 1);
+        c.remove("GID_demo@@@a", 1, true);
+        assert!(c.access("GID_demo@@@a", &d).is_none(), "gone for publishes");
+        let (who, _) = c
+            .will_access("GID_demo@@@a", &d, 64)
+            .expect("kept for its will");
+        assert_eq!(who.instance, "demo");
+        assert!(c.departed.is_empty(), "forgotten once the will was judged");
+        // After a restart nothing is known but the directory.
+        let (who, access) = c
+            .will_access("GID_demo@@@a", &d, 64)
+            .expect("from the group");
+        assert_eq!((who.group.as_str(), access), ("GID_demo", Access::Full));
+        assert!(
+            c.will_access("GID_gone@@@a", &d, 64).is_none(),
+            "an unprovisioned group has no will"
+        );
+    }
 }

@@ -49,10 +49,15 @@ impl Handler for Hooks {
                 false,
                 Some(HookResult::AuthResult(self.authenticate(ci).await)),
             ),
-            Parameter::ClientConnack(ci, code) => match self.refine_connack(ci, code) {
-                Some(c) => (false, Some(HookResult::ConnectAckReason(c))),
-                None => (true, acc),
-            },
+            Parameter::ClientConnack(ci, code) => {
+                if !code.success() {
+                    self.state.conns.refuse(ci.client_id(), ci.id().create_time);
+                }
+                match self.refine_connack(ci, code) {
+                    Some(c) => (false, Some(HookResult::ConnectAckReason(c))),
+                    None => (true, acc),
+                }
+            }
             Parameter::ClientSubscribeCheckAcl(s, sub) => (
                 false,
                 Some(HookResult::SubscribeAclResult(self.check_subscribe(s, sub))),
@@ -83,12 +88,18 @@ impl Handler for Hooks {
             }
             Parameter::ClientConnected(s) => {
                 bump(&self.state.stats.connects);
+                self.state.conns.accept(&s.id.client_id, s.id.create_time);
                 note(&self.state.activity, &s.id, "connected", String::new(), s).await;
                 self.presence(&s.id.client_id, true, String::new());
                 (true, acc)
             }
             Parameter::ClientDisconnected(s, reason) => {
-                self.state.conns.remove(&s.id.client_id, s.id.create_time);
+                let will = match s.connect_info().await {
+                    Ok(ci) => ci.last_will().is_some(),
+                    Err(_) => false,
+                };
+                let st = &self.state;
+                st.conns.remove(&s.id.client_id, s.id.create_time, will);
                 note(
                     &self.state.activity,
                     &s.id,
@@ -178,7 +189,7 @@ impl Hooks {
         if let Some(ip) = ip {
             st.tarpit.success(ip);
         }
-        st.conns.insert(Conn {
+        st.conns.stage(Conn {
             since: ci.id().create_time,
             principal: authed.principal,
             credential: authed.credential,
@@ -239,11 +250,23 @@ impl Hooks {
         }
     }
 
-    /// The publish ACL for `client_id` (a client or the owner of a will).
+    /// The publish ACL for connected client `client_id`.
     fn may_publish(&self, client_id: &str, p: &Publish) -> Result<(), Refusal> {
         let st = &self.state;
         let dir = st.directory.get();
         let (who, access) = st.conns.access(client_id, &dir).ok_or_else(no_principal)?;
+        policy::check_publish(&dir, &st.rules, &who, &access, &p.topic, p.payload.len()).map(|_| ())
+    }
+
+    /// The publish ACL for a will, which may fire after its connection
+    /// ended (a delay) or after a restart.
+    fn may_publish_will(&self, client_id: &str, p: &Publish) -> Result<(), Refusal> {
+        let st = &self.state;
+        let dir = st.directory.get();
+        let (who, access) = st
+            .conns
+            .will_access(client_id, &dir, st.rules.max_client_id_len)
+            .ok_or_else(no_principal)?;
         policy::check_publish(&dir, &st.rules, &who, &access, &p.topic, p.payload.len()).map(|_| ())
     }
 
@@ -362,7 +385,7 @@ impl Hooks {
         }
         if matches!(from.typ(), FromType::LastWill) {
             let sender = from.id.client_id.to_string();
-            if let Err(r) = self.may_publish(&sender, p) {
+            if let Err(r) = self.may_publish_will(&sender, p) {
                 bump(&self.state.stats.will_refusals);
                 tracing::warn!(client_id = %sender, topic = %p.topic, "will dropped: {}", r.reason);
                 return Some(void(p));

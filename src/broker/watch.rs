@@ -95,7 +95,7 @@ pub(crate) async fn end_revoked(scx: &ServerContext, state: &BrokerState) -> usi
         };
         tracing::info!(client_id = %c.principal.client_id, "ending connection: {why}");
         // Forgotten at once: from now on its publishes and subscribes are refused.
-        state.conns.remove(&c.principal.client_id, c.since);
+        state.conns.remove(&c.principal.client_id, c.since, false);
         bump(&state.stats.revoked_connections);
         ended += 1;
         let text = format!("{}{why}", rmqtt::session::NOT_AUTHORIZED_PREFIX);

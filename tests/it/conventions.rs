@@ -539,3 +539,32 @@ fn nothing_is_delivered_after_disconnect() {
         );
     }
 }
+
+#[test]
+fn delayed_wills_and_wills_after_a_restart_are_delivered() {
+    let a = Appliance::start(&["--dev"]);
+    let p = port(&a);
+    let wait = Duration::from_secs(15);
+    // The owner vanishes; its will waits one second, after the connection's
+    // record is gone.
+    let victim = Sub::python("wills.py", &["victim", "--port", &p, "--wait", "15"]);
+    victim.wait_for("ready", wait).expect("victim up");
+    let owner = Sub::python(
+        "wills.py",
+        &["owner", "--port", &p, "--delay", "1", "--vanish"],
+    );
+    owner.wait_for("ready", wait).expect("owner up");
+    let got = victim.wait_for("will received", wait);
+    assert!(got.is_ok(), "delayed will: {got:?}\n{}", a.log());
+
+    // The owner is connected when the appliance stops; its will (3 s delay)
+    // fires after the restart, when nothing is left of its connection.
+    let owner = Sub::python("wills.py", &["owner", "--port", &p, "--delay", "3"]);
+    owner.wait_for("ready", wait).expect("owner up");
+    let a = a.restart();
+    drop(owner);
+    let p = port(&a);
+    let victim = Sub::python("wills.py", &["victim", "--port", &p, "--wait", "15"]);
+    let got = victim.wait_for("will received", Duration::from_secs(20));
+    assert!(got.is_ok(), "will after a restart: {got:?}\n{}", a.log());
+}

@@ -263,7 +263,7 @@ pub fn python(script: &str, args: &[&str]) -> Output {
     run("python3", &all)
 }
 
-/// A background `mosquitto_sub` whose output lines can be awaited.
+/// A background `mosquitto_sub` (or script) whose output lines can be awaited.
 pub struct Sub {
     child: Child,
     rx: std::sync::mpsc::Receiver<String>,
@@ -274,14 +274,29 @@ impl Sub {
     /// subscribed (or returns with whatever it printed if it could not).
     pub fn start(args: &[&str]) -> Sub {
         // stdbuf: mosquitto_sub block-buffers a piped stdout.
-        let mut child = Command::new("stdbuf")
-            .args(["-oL", "mosquitto_sub"])
+        let mut cmd = Command::new("stdbuf");
+        cmd.args(["-oL", "mosquitto_sub"])
             .args(args)
-            .args(["-v", "-d"])
+            .args(["-v", "-d"]);
+        Sub::spawn(cmd)
+    }
+
+    /// Starts a script of tests/py in the background, its lines awaitable.
+    pub fn python(script: &str, args: &[&str]) -> Sub {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/py")
+            .join(script);
+        let mut cmd = Command::new("python3");
+        cmd.arg(path).args(args);
+        Sub::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Sub {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("mosquitto_sub (install mosquitto-clients)");
+            .expect("spawn (install mosquitto-clients and the Python requirements)");
         let (tx, rx) = std::sync::mpsc::channel();
         for pipe in [
             Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
