@@ -1,5 +1,8 @@
 //! Slows down repeated authentication failures from one address: MQTT
-//! CONNECTs in the broker and console sign-ins share this rule.
+//! CONNECTs in the broker and console sign-ins share this rule. A console
+//! sign-in waits out the delay; the broker instead refuses every CONNECT
+//! from that address until the delay has passed, at once and without
+//! checking it, so that no handshake slot waits.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -10,7 +13,8 @@ use dashmap::DashMap;
 /// more slowly (after `free` failures within the window: 250 ms, doubling,
 /// at most `max`).
 pub struct Tarpit {
-    seen: DashMap<IpAddr, (u32, Instant)>,
+    /// Failures, first failure of the window, slowed down until.
+    seen: DashMap<IpAddr, (u32, Instant, Instant)>,
     free: u32,
     window: Duration,
     max: Duration,
@@ -30,17 +34,24 @@ impl Tarpit {
     /// Records a failure from `ip`; returns how long to wait before answering.
     pub fn failure(&self, ip: IpAddr) -> Duration {
         let now = Instant::now();
-        let mut e = self.seen.entry(ip).or_insert((0, now));
+        let mut e = self.seen.entry(ip).or_insert((0, now, now));
         if now.duration_since(e.1) > self.window {
-            *e = (0, now);
+            *e = (0, now, now);
         }
         e.0 += 1;
-        match e.0.checked_sub(self.free + 1) {
+        let delay = match e.0.checked_sub(self.free + 1) {
             None => Duration::ZERO,
             Some(extra) => {
                 (Duration::from_millis(250) * 2u32.saturating_pow(extra.min(16))).min(self.max)
             }
-        }
+        };
+        e.2 = now + delay;
+        delay
+    }
+
+    /// Whether `ip` is still within the delay of its last failure.
+    pub fn cooling(&self, ip: IpAddr) -> bool {
+        self.seen.get(&ip).is_some_and(|e| Instant::now() < e.2)
     }
 
     /// A success from `ip` clears its record.
@@ -52,7 +63,7 @@ impl Tarpit {
     pub fn prune(&self) {
         let now = Instant::now();
         self.seen
-            .retain(|_, (_, first)| now.duration_since(*first) <= self.window);
+            .retain(|_, (_, first, _)| now.duration_since(*first) <= self.window);
     }
 }
 
@@ -66,7 +77,9 @@ mod tests {
         let ip: IpAddr = [10, 0, 0, 1].into();
         let delays: Vec<u128> = (0..7).map(|_| t.failure(ip).as_millis()).collect();
         assert_eq!(delays, vec![0, 0, 250, 500, 1000, 1000, 1000]);
+        assert!(t.cooling(ip), "within the last delay");
         t.success(ip);
+        assert!(!t.cooling(ip));
         assert_eq!(t.failure(ip), Duration::ZERO);
         assert_eq!(
             t.failure([10, 0, 0, 2].into()),

@@ -256,8 +256,9 @@ pub(crate) struct BrokerState {
     /// The live topic tail.
     pub tail: std::sync::Arc<super::tail::TailHub>,
     pub source: Option<Arc<dyn super::DirectorySource>>,
-    /// One provisioning reload at a time (see `watch::reload_directory`).
-    pub reload: tokio::sync::Mutex<()>,
+    /// One provisioning reload at a time, and when the last one began
+    /// (see `watch::reload_directory`).
+    pub reload: tokio::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 #[cfg(test)]

@@ -126,13 +126,27 @@ impl Hooks {
         if st.standard {
             return AuthResult::Allow(false, None);
         }
+        // The appliance's own readiness and health probes: an answer is all they want.
+        if ci.client_id().starts_with(PROBE_PREFIX) {
+            return AuthResult::NotAuthorized;
+        }
+        let ip = ci.id().remote_addr.map(|a| a.ip());
+        // An address within its slow-down is refused at once, unchecked:
+        // waiting here would hold one of the listener's handshake slots.
+        if let Some(ip) = ip.filter(|ip| st.tarpit.cooling(*ip)) {
+            bump(&st.stats.auth_failures);
+            let n = bump(&st.stats.auth_delays);
+            tracing::debug!(client_id = %ci.client_id(), %ip, total = n, "connect refused: repeated failures from this address");
+            // Counted, not kept in the connection history: a flood would push out the rest.
+            return AuthResult::BadUsernameOrPassword;
+        }
+        let asked_at = tokio::time::Instant::now();
         let mut dir = st.directory.get();
         let creds = Credentials {
             client_id: ci.client_id(),
             username: ci.username().map(|u| &u[..]),
             password: ci.password().map(|p| &p[..]),
         };
-        let ip = ci.id().remote_addr.map(|a| a.ip());
         let mut result =
             auth::authenticate(&dir, st.rules.max_client_id_len, creds, super::unix_now());
         if matches!(
@@ -141,7 +155,7 @@ impl Hooks {
         ) {
             // Perhaps provisioned a moment ago: look again before refusing
             // (after a reload in progress, if any, was applied).
-            super::watch::reload_directory(&self.scx, st).await;
+            super::watch::reload_directory_since(&self.scx, st, asked_at).await;
             let fresh = st.directory.get();
             if !Arc::ptr_eq(&fresh, &dir) {
                 dir = fresh;
@@ -151,8 +165,6 @@ impl Hooks {
         }
         let authed = match result {
             Ok(a) => a,
-            // The appliance's own readiness and health probes.
-            Err(_) if ci.client_id().starts_with(PROBE_PREFIX) => return AuthResult::NotAuthorized,
             Err(e) => {
                 let n = bump(&st.stats.auth_failures);
                 tracing::info!(client_id = %ci.client_id(), remote = ?ip, total = n, "connect refused: {e}");
@@ -160,8 +172,7 @@ impl Hooks {
                     let delay = st.tarpit.failure(ip);
                     if !delay.is_zero() {
                         bump(&st.stats.auth_delays);
-                        tracing::warn!(%ip, ?delay, "repeated authentication failures: answering slowly");
-                        tokio::time::sleep(delay).await;
+                        tracing::warn!(%ip, ?delay, "repeated authentication failures: refusing this address unchecked meanwhile");
                     }
                 }
                 note_refusal(&st.activity, ci, e.to_string(), refusal_code(&e, is_v5(ci)));

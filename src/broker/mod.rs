@@ -163,7 +163,7 @@ impl Broker {
             stats: stats.clone(),
             conns: conns::Conns::default(),
             source,
-            reload: tokio::sync::Mutex::new(()),
+            reload: tokio::sync::Mutex::new(None),
             activity: activity::Activity::new(ACTIVITY_EVENTS),
             tail: tail::TailHub::new(),
             tarpit: crate::tarpit::Tarpit::new(

@@ -24,8 +24,20 @@ const NOTICE_GRACE: Duration = Duration::from_millis(300);
 /// the old directory (seen in a test: refused 0.2 ms before the periodic
 /// reload, which had already taken the snapshot, applied it).
 pub(crate) async fn reload_directory(scx: &ServerContext, state: &BrokerState) -> Option<usize> {
+    reload_directory_since(scx, state, tokio::time::Instant::now()).await
+}
+
+/// [`reload_directory`] for a check asked for at `asked_at`: skipped if a
+/// check that began after that has already run (it saw everything
+/// provisioned before `asked_at`), so a burst of failed CONNECTs costs one
+/// look at the database, not one each.
+pub(crate) async fn reload_directory_since(
+    scx: &ServerContext,
+    state: &BrokerState,
+    asked_at: tokio::time::Instant,
+) -> Option<usize> {
     let source = state.source.as_deref()?;
-    one_reload_at_a_time(&state.reload, source, |fresh| async move {
+    one_reload_at_a_time(&state.reload, asked_at, source, |fresh| async move {
         state.directory.set(fresh);
         bump(&state.stats.directory_reloads);
         end_revoked(scx, state).await
@@ -33,9 +45,11 @@ pub(crate) async fn reload_directory(scx: &ServerContext, state: &BrokerState) -
     .await
 }
 
-/// Takes a snapshot from `source` and `apply`s it, holding `lock` for both.
+/// Takes a snapshot from `source` and `apply`s it, holding `lock` for both;
+/// nothing if a check that began at or after `asked_at` already ran.
 async fn one_reload_at_a_time<F, Fut>(
-    lock: &tokio::sync::Mutex<()>,
+    lock: &tokio::sync::Mutex<Option<tokio::time::Instant>>,
+    asked_at: tokio::time::Instant,
     source: &dyn DirectorySource,
     apply: F,
 ) -> Option<usize>
@@ -43,7 +57,11 @@ where
     F: FnOnce(Directory) -> Fut,
     Fut: std::future::Future<Output = usize>,
 {
-    let _one_at_a_time = lock.lock().await;
+    let mut last = lock.lock().await;
+    if last.is_some_and(|began| began >= asked_at) {
+        return None;
+    }
+    *last = Some(tokio::time::Instant::now());
     let fresh = source.changed().await?;
     Some(apply(fresh).await)
 }
@@ -140,13 +158,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_check_during_a_reload_returns_after_the_snapshot_is_applied() {
-        let lock = tokio::sync::Mutex::new(());
+        let lock = tokio::sync::Mutex::new(None);
         let source = Once(AtomicBool::new(false));
+        let now = tokio::time::Instant::now;
         let current = Mutex::new(Directory::default());
         let (applying_tx, applying_rx) = tokio::sync::oneshot::channel();
         let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
         // The periodic reload takes the snapshot and is slow to apply it.
-        let periodic = one_reload_at_a_time(&lock, &source, |d| async {
+        let periodic = one_reload_at_a_time(&lock, now(), &source, |d| async {
             let _ = applying_tx.send(());
             let _ = release_rx.await;
             *current.lock().unwrap() = d;
@@ -155,7 +174,7 @@ mod tests {
         // A CONNECT's check starts while it is applying.
         let check = async {
             applying_rx.await.unwrap();
-            let r = one_reload_at_a_time(&lock, &source, |_| async { 1 }).await;
+            let r = one_reload_at_a_time(&lock, now(), &source, |_| async { 1 }).await;
             (r, current.lock().unwrap().passwordless_instance.clone())
         };
         let release = async {
@@ -169,6 +188,38 @@ mod tests {
             seen.as_deref(),
             Some("new"),
             "the check returned only after the snapshot was applied"
+        );
+    }
+
+    /// Counts how often it is asked.
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl DirectorySource for Counting {
+        async fn changed(&self) -> Option<Directory> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            None
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_checks_asks_the_source_once() {
+        let lock = tokio::sync::Mutex::new(None);
+        let source = Counting(Default::default());
+        let asked = tokio::time::Instant::now();
+        let guard = lock.lock().await;
+        let checks: Vec<_> = (0..10)
+            .map(|_| one_reload_at_a_time(&lock, asked, &source, |_| async { 0 }))
+            .collect();
+        drop(guard);
+        futures::future::join_all(checks).await;
+        assert_eq!(source.0.load(Ordering::SeqCst), 1);
+        let later = tokio::time::Instant::now();
+        one_reload_at_a_time(&lock, later, &source, |_| async { 0 }).await;
+        assert_eq!(
+            source.0.load(Ordering::SeqCst),
+            2,
+            "a later failure looks again"
         );
     }
 }

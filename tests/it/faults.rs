@@ -93,3 +93,25 @@ fn fault_injection_is_off_unless_asked_for() {
     );
     assert_eq!(status, 404, "{body}");
 }
+
+#[test]
+fn failed_logins_from_one_address_do_not_slow_down_good_ones() {
+    let a = dev_appliance();
+    let (p, h) = (a.ports.mqtt.to_string(), a.ports.http.to_string());
+    let o = python("faults.py", &["flood", "--port", &p, "--http-port", &h]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}\nappliance log:\n{}", a.log());
+    let figures = out.lines().last().unwrap_or_default();
+    println!("flood figures: {figures}");
+    let fig: serde_json::Value = serde_json::from_str(figures).expect("figures");
+    // Not a timing benchmark (docs/benchmarks.md): a refusal that waited in
+    // the handshake pool would make good CONNECTs queue for seconds.
+    let max = fig["flood"]["max"].as_f64().unwrap();
+    assert!(max < 2000.0, "slowest good connect: {max} ms\n{out}");
+    let (_, body) = request(a.ports.http, "GET", "/healthz", &[], None);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        health["broker"]["auth_delays"].as_u64().unwrap() > 0,
+        "the address was slowed down: {body}"
+    );
+}

@@ -2,12 +2,17 @@
 """Fault scenarios for tests/it/faults.rs, with paho-mqtt clients.
 
 Usage: faults.py stall --port P --http-port H --db PATH [--stall-secs N]
+       faults.py flood --port P --http-port H [--rate N] [--secs N]
 
 stall: another process holds SQLite's write lock while devices keep
-publishing on an event topic, connecting and sending requests. Prints PASS
-lines and, last, one JSON line of figures; exit code 0 when it held.
+publishing on an event topic, connecting and sending requests.
+flood: failed logins from 127.0.0.2 at --rate per second while good devices
+connect from 127.0.0.1.
+Each prints PASS lines and, last, one JSON line of figures; exit code 0 when
+it held.
 """
 import argparse
+import asyncio
 import json
 import subprocess
 import sys
@@ -205,15 +210,96 @@ def stall(a):
     print(json.dumps(fig), flush=True)
 
 
+def connect_packet(client_id, username, password):
+    """An MQTT 3.1.1 CONNECT with a username and password."""
+    def s(x):
+        b = x.encode()
+        return len(b).to_bytes(2, "big") + b
+    body = s("MQTT") + bytes([4, 0xC2]) + (60).to_bytes(2, "big") + s(client_id) + s(username) + s(password)
+    n, rl = len(body), b""
+    while True:
+        d, n = n % 128, n // 128
+        rl += bytes([d | (0x80 if n else 0)])
+        if not n:
+            break
+    return bytes([0x10]) + rl + body
+
+
+async def attacker(port, rate, secs, codes):
+    """Failed logins from 127.0.0.2, `rate` a second for `secs` seconds."""
+    packet = connect_packet("GID_demo@@@guess", "Signature|AKNONE|mqrtc-demo", "wrong")
+
+    async def one():
+        try:
+            r, w = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0)), 5)
+            w.write(packet)
+            ack = await asyncio.wait_for(r.readexactly(4), 10)
+            codes[ack[3]] = codes.get(ack[3], 0) + 1
+            w.close()
+        except Exception as e:  # counted: an attempt that got no CONNACK
+            codes[type(e).__name__] = codes.get(type(e).__name__, 0) + 1
+
+    tasks, start = [], time.perf_counter()
+    for i in range(int(rate * secs)):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - start
+
+
+def good_connects(port, n, stop=None):
+    out = []
+    for i in range(n):
+        if stop is not None and stop.is_set():
+            break
+        ok = threading.Event()
+        c = mqtt.Client(callback_api_version=V2, client_id=f"GID_demo@@@good{i % 5}", protocol=mqtt.MQTTv5)
+        c.on_connect = lambda cl, u, f, rc, p: ok.set() if not rc.is_failure else None
+        t = time.perf_counter()
+        c.connect("127.0.0.1", port, keepalive=60)
+        c.loop_start()
+        got = ok.wait(30)
+        out.append((time.perf_counter() - t) * 1000 if got else 30_000.0)
+        c.disconnect()
+        c.loop_stop()
+        time.sleep(0.02)
+    return out
+
+
+def flood(a):
+    base = good_connects(a.port, 100)
+    codes = {}
+    during = []
+    stop = threading.Event()
+    t = threading.Thread(target=lambda: during.extend(good_connects(a.port, 100_000, stop)))
+    t.start()
+    took = asyncio.run(attacker(a.port, a.rate, a.secs, codes))
+    stop.set()
+    t.join()
+    attempts = sum(codes.values())
+    check(len(during) >= 20, f"{len(during)} good connects during the flood")
+    check(max(during) < 30_000, "every good connect got its CONNACK")
+    check(codes.get(4, 0) == attempts, f"every failed login got CONNACK 4: {codes}")
+    fig = {"attempts": attempts, "rate": attempts / took, "codes": {str(k): v for k, v in codes.items()},
+           "baseline": {"p50": pct(base, .5), "p99": pct(base, .99), "n": len(base)},
+           "flood": {"p50": pct(during, .5), "p99": pct(during, .99), "max": max(during), "n": len(during)}}
+    print(json.dumps(fig), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["stall"])
+    ap.add_argument("scenario", choices=["stall", "flood"])
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--http-port", type=int, required=True)
-    ap.add_argument("--db", required=True)
+    ap.add_argument("--db")
+    ap.add_argument("--rate", type=float, default=1000)
+    ap.add_argument("--secs", type=float, default=5)
     ap.add_argument("--stall-secs", type=float, default=10.0)
     a = ap.parse_args()
-    {"stall": stall}[a.scenario](a)
+    {"stall": stall, "flood": flood}[a.scenario](a)
 
 
 if __name__ == "__main__":
