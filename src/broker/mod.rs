@@ -11,6 +11,7 @@ mod conns;
 mod hooks;
 mod inspect;
 mod retain;
+mod sessions;
 mod stats;
 mod tail;
 mod watch;
@@ -121,6 +122,7 @@ pub struct Broker {
     bridge: Arc<EmbeddedBridge>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     state: Arc<conns::BrokerState>,
+    state_dir: PathBuf,
 }
 
 impl Broker {
@@ -134,12 +136,7 @@ impl Broker {
     ) -> Result<Broker, BrokerError> {
         let scx = context(&s).await?;
         let _ = scx.get_exec(OFFLINE_EXEC);
-        rmqtt_session_storage::register(&scx, true, false)
-            .await
-            .map_err(|e| BrokerError::Plugin {
-                plugin: "session storage",
-                reason: e.to_string(),
-            })?;
+        sessions::open(&scx, &s.state_dir).await?;
         rmqtt_shared_subscription::register(&scx, true, false)
             .await
             .map_err(|e| BrokerError::Plugin {
@@ -150,6 +147,7 @@ impl Broker {
         *scx.extends.retain_mut().await = Box::new(retained.clone());
 
         let stats = Arc::new(BrokerStats::default());
+
         let tap = Arc::new(bridge::Tap::new(directory.clone()));
         let state = Arc::new(conns::BrokerState {
             standard: s.standard_mqtt,
@@ -193,6 +191,11 @@ impl Broker {
                 retained.purge().await;
             }
         }));
+        tasks.push(tokio::spawn(sessions::check_restored(
+            scx.clone(),
+            s.state_dir.clone(),
+            stats.clone(),
+        )));
         if !s.standard_mqtt {
             let notice = Duration::from_secs(s.limits.token_expire_notice_secs);
             tasks.push(tokio::spawn(watch::credentials(
@@ -213,6 +216,7 @@ impl Broker {
             bridge,
             tasks,
             state,
+            state_dir: s.state_dir.clone(),
         })
     }
 
@@ -272,6 +276,7 @@ impl Broker {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_millis(SESSION_FLUSH_MS * 5 + 50)).await;
+        sessions::record_saved(&self.state_dir, sessions::persistent(&self.scx).await);
         tracing::info!(closed, "broker stopped; session storage flushed");
     }
 }

@@ -24,6 +24,7 @@ pub struct BrokerStats {
     pub(crate) messages_out: AtomicU64,
     pub(crate) uplinks_busy: AtomicU64,
     pub(crate) presence_dropped: AtomicU64,
+    pub(crate) sessions_lost: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -65,6 +66,9 @@ pub struct StatsSnapshot {
     /// Connect/disconnect changes the controller missed (it resynced).
     #[serde(default)]
     pub presence_dropped: u64,
+    /// Persistent sessions a damaged session store did not give back at start.
+    #[serde(default)]
+    pub sessions_lost: u64,
 }
 
 pub(crate) fn bump(c: &AtomicU64) -> u64 {
@@ -92,6 +96,7 @@ impl BrokerStats {
             messages_out: r(&self.messages_out),
             uplinks_busy: r(&self.uplinks_busy),
             presence_dropped: r(&self.presence_dropped),
+            sessions_lost: r(&self.sessions_lost),
         }
     }
 }

@@ -115,3 +115,82 @@ fn failed_logins_from_one_address_do_not_slow_down_good_ones() {
         "the address was slowed down: {body}"
     );
 }
+
+/// Three devices with persistent sessions (clean session off), offline.
+fn persistent_sessions(a: &Appliance) {
+    let p = a.ports.mqtt.to_string();
+    for i in 1..=3 {
+        let id = format!("GID_demo@@@keep{i}");
+        let args = ["-p", &p, "-i", &id, "-c", "-q", "1", "-t", "rtc_event/x"];
+        let sub = crate::common::Sub::start(&args);
+        sub.wait_for("Subscribed", Duration::from_secs(10))
+            .expect("subscribed");
+    }
+}
+
+#[test]
+fn a_damaged_session_store_is_reported_and_the_appliance_still_serves() {
+    let mut a = Appliance::start(&["--dev"]);
+    persistent_sessions(&a);
+    let dir = a.dir.clone();
+    a.terminate();
+    drop(a);
+    let db = dir.path().join("sessions/db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let half = bytes.len() / 2;
+    bytes[..half].iter_mut().for_each(|b| *b ^= 0x5a);
+    std::fs::write(&db, bytes).unwrap();
+
+    let a = Appliance::start_in(dir, &["--dev"]);
+    let lost = |b: &str| b.contains("\"sessions_lost\":3");
+    let (_, body) = health_until(&a, |_, b| lost(b));
+    assert!(lost(&body), "{body}\n{}", a.log());
+    assert!(a
+        .log()
+        .contains("the session store gave back fewer sessions"));
+    let (p, h) = (a.ports.mqtt.to_string(), a.ports.http.to_string());
+    let o = python(
+        "call_scenarios.py",
+        &["seed", "--port", &p, "--http-port", &h],
+    );
+    assert!(o.status.success(), "{}\n{}", text(&o), a.log());
+
+    // A store that cannot be opened stops the start with the way out.
+    let mut a = a;
+    a.terminate();
+    let dir = a.dir.clone();
+    drop(a);
+    std::fs::remove_file(&db).unwrap();
+    std::fs::create_dir(&db).unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = crate::common::run(
+        env!("CARGO_BIN_EXE_mqrtc"),
+        &[
+            "serve",
+            "--dev",
+            "--data-dir",
+            d,
+            "--mqtt-port",
+            "0",
+            "--mqtts-port",
+            "0",
+            "--ws-port",
+            "0",
+            "--wss-port",
+            "0",
+            "--http-port",
+            "0",
+            "--https-port",
+            "0",
+        ],
+    );
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("move it aside (mv "), "{out}");
+    std::fs::remove_dir(&db).unwrap();
+    let sessions = dir.path().join("sessions");
+    std::fs::rename(&sessions, dir.path().join("sessions.broken")).unwrap();
+    let a = Appliance::start_in(dir, &["--dev"]);
+    let (status, _) = health_until(&a, |s, _| s == 200);
+    assert_eq!(status, 200, "starts again once the store was moved aside");
+}
