@@ -2,7 +2,8 @@
 # Installs the real peers the tests drive: Debian's mosquitto (broker, for
 # the benchmark) and mosquitto-clients, Debian's chromium (browser tests),
 # Python's paho-mqtt and openapi-spec-validator, MQTT.js, playwright-core
-# (a driver only: it never downloads a browser here) and axe-core from npm.
+# (a driver only: it never downloads a browser here) and axe-core from npm;
+# faketime (a clock earlier than the build).
 # Debian/Ubuntu; run as root (or with sudo available).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,10 +14,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v mosquitto_sub >/dev/null || ! command -v mosquitto >/dev/null \
    || ! command -v openssl >/dev/null || ! command -v stdbuf >/dev/null \
-   || ! command -v chromium >/dev/null; then
+   || ! command -v chromium >/dev/null || ! command -v faketime >/dev/null; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq mosquitto mosquitto-clients openssl coreutils \
-    chromium fonts-dejavu-core
+    chromium fonts-dejavu-core faketime
 fi
 # Debian starts a mosquitto service on 1883 when it can; the tests never need it.
 $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true

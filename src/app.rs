@@ -38,6 +38,7 @@ pub struct Running {
 
 /// Starts everything `cfg` describes and returns once MQTT and HTTP answer.
 pub async fn start(cfg: Config) -> anyhow::Result<Running> {
+    warn_if_clock_is_behind();
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let store = open_store(&cfg).await?;
@@ -200,6 +201,22 @@ impl Running {
         if let Err(e) = blocking(&self.store, |s| s.checkpoint()).await {
             tracing::warn!("SQLite checkpoint on shutdown: {e}");
         }
+    }
+}
+
+/// A clock earlier than this binary's build is surely wrong (a board
+/// without a battery-backed clock, before NTP): tokens, call times and the
+/// time to live of messages all depend on it.
+fn warn_if_clock_is_behind() {
+    let built: i64 = env!("BUILT_AT_UNIX_MS").parse().unwrap_or_default();
+    let now = controller::now_ms();
+    if now < built {
+        tracing::warn!(
+            now = %http::when(now),
+            built = %http::when(built),
+            "the system clock is earlier than this build: set it (NTP); until then tokens \
+             may look expired and devices may drop messages as stale (docs/operations.md, Time)"
+        );
     }
 }
 

@@ -26,12 +26,22 @@ pub use supervise::{start, Controller, Faults, Health};
 
 use crate::calls::Millis;
 
-/// Milliseconds since the Unix epoch (the appliance's one clock).
+/// Milliseconds since the Unix epoch (the appliance's one wall clock;
+/// timers run on the monotonic clock, see `runtime`).
 pub fn now_ms() -> Millis {
-    std::time::SystemTime::now()
+    let wall = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as Millis)
-        .unwrap_or_default()
+        .unwrap_or_default();
+    wall + CLOCK_SHIFT_MS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A jump of the wall clock, set by fault injection in tests (0 otherwise).
+static CLOCK_SHIFT_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Moves the wall clock [`now_ms`] reads by `ms` (fault injection for tests).
+pub fn shift_clock(ms: Millis) {
+    CLOCK_SHIFT_MS.fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// A new unique, time-ordered id.

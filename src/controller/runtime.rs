@@ -7,6 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use tokio::sync::mpsc;
 
 use crate::bridge::{BridgeEvent, MessageBridge, Uplink};
@@ -51,8 +53,10 @@ pub(super) struct Runtime {
     pub(super) store: Arc<Store>,
     pub(super) directory: Arc<SharedDirectory>,
     pub(super) rtc: Arc<dyn RtcProvider>,
-    pub(super) timers: BTreeSet<(Millis, Timer)>,
-    pub(super) due: HashMap<Timer, Millis>,
+    /// Pending timers on the monotonic clock (a wall-clock jump moves no
+    /// timer), with their due time on the wall clock as stored.
+    pub(super) timers: BTreeSet<(Instant, Timer)>,
+    pub(super) due: HashMap<Timer, (Instant, Millis)>,
     pub(super) out: mpsc::UnboundedSender<crate::store::OutboxRow>,
     /// Presence must be read again from the broker.
     pub(super) resync: bool,
@@ -115,8 +119,7 @@ impl Runtime {
             resync: true,
         };
         for (t, at) in timers {
-            rt.timers.insert((at, t.clone()));
-            rt.due.insert(t, at);
+            rt.schedule(t, at);
         }
         rt
     }
@@ -130,9 +133,7 @@ impl Runtime {
                 self.resync_presence().await;
             }
             let next = self.timers.first().map(|(at, _)| *at);
-            let sleep = next
-                .map(|at| Duration::from_millis((at - now_ms()).max(0) as u64))
-                .unwrap_or(Duration::from_secs(3600));
+            let wake = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             let mut staged = Staged::default();
             staged.batch.outbox_done = std::mem::take(&mut inputs.retry_done);
             if let Some(ev) = inputs.retry_rtc.pop_front() {
@@ -173,7 +174,7 @@ impl Runtime {
                         }
                     }
                     Some(ev) = inputs.rtc.recv() => self.rtc_event(ev, &mut staged),
-                    _ = tokio::time::sleep(sleep), if next.is_some() => self.fire_timers(&mut staged),
+                    _ = tokio::time::sleep_until(wake), if next.is_some() => self.fire_timers(&mut staged),
                     _ = prune.tick() => self.prune().await,
                     Some(done) = inputs.sent.recv() => staged.batch.outbox_done.extend(done),
                     Some(c) = inputs.control.recv() => match c {
@@ -342,17 +343,28 @@ impl Runtime {
         self.stage(input, now_ms(), None, staged);
     }
 
+    /// Fires the timers whose monotonic time has come. The state machine
+    /// sees at least the stored due time, so a wall clock set back does not
+    /// make it think the timer came early.
     fn fire_timers(&mut self, staged: &mut Staged) {
-        let now = now_ms();
+        let now = Instant::now();
         while let Some((at, t)) = self.timers.first().cloned() {
             if at > now {
                 break;
             }
             self.timers.remove(&(at, t.clone()));
-            self.due.remove(&t);
+            let wall_due = self.due.remove(&t).map(|(_, d)| d).unwrap_or_default();
             staged.batch.timers.push((t.clone(), None));
-            self.stage(Input::Timer(t), now, None, staged);
+            self.stage(Input::Timer(t), now_ms().max(wall_due), None, staged);
         }
+    }
+
+    /// Sets timer `t` for wall time `at`, counted on the monotonic clock from now.
+    fn schedule(&mut self, t: Timer, at: Millis) {
+        let wait = Duration::from_millis((at - now_ms()).max(0) as u64);
+        let when = Instant::now() + wait;
+        self.timers.insert((when, t.clone()));
+        self.due.insert(t, (when, at));
     }
 
     async fn prune(&mut self) {
@@ -383,12 +395,11 @@ impl Runtime {
         }
         let (batch, rtc) = fx.finish();
         for (t, due) in &batch.timers {
-            if let Some(old) = self.due.remove(t) {
+            if let Some((old, _)) = self.due.remove(t) {
                 self.timers.remove(&(old, t.clone()));
             }
             if let Some(at) = due {
-                self.due.insert(t.clone(), *at);
-                self.timers.insert((*at, t.clone()));
+                self.schedule(t.clone(), *at);
             }
         }
         staged.absorb((batch, rtc));

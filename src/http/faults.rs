@@ -14,7 +14,9 @@ use super::HttpState;
 
 /// The routes (merged only when fault injection is on).
 pub fn router() -> Router<Arc<HttpState>> {
-    Router::new().route("/debug/faults/controller-panic", post(controller_panic))
+    Router::new()
+        .route("/debug/faults/controller-panic", post(controller_panic))
+        .route("/debug/faults/clock-shift", post(clock_shift))
 }
 
 fn allowed(s: &HttpState, peer: SocketAddr) -> Result<&crate::controller::Faults, ApiError> {
@@ -38,5 +40,24 @@ async fn controller_panic(
 ) -> Result<StatusCode, ApiError> {
     allowed(&s, peer)?.panic_controller();
     tracing::warn!("fault injected: the controller panics");
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// The body of `/debug/faults/clock-shift`.
+#[derive(serde::Deserialize)]
+struct Shift {
+    /// How far to move the wall clock, in milliseconds (negative: back).
+    ms: i64,
+}
+
+/// Moves the wall clock the appliance reads, as `date -s` would.
+async fn clock_shift(
+    State(s): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::Json(shift): axum::Json<Shift>,
+) -> Result<StatusCode, ApiError> {
+    allowed(&s, peer)?;
+    crate::controller::shift_clock(shift.ms);
+    tracing::warn!(ms = shift.ms, "fault injected: the wall clock jumps");
     Ok(StatusCode::ACCEPTED)
 }

@@ -194,3 +194,94 @@ fn a_damaged_session_store_is_reported_and_the_appliance_still_serves() {
     let (status, _) = health_until(&a, |s, _| s == 200);
     assert_eq!(status, 200, "starts again once the store was moved aside");
 }
+
+#[test]
+fn wall_clock_jumps_move_no_ring_timeout() {
+    for shift in ["3600000", "-3600000"] {
+        let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+        let cfg = dir.path().join("mqrtc.toml");
+        std::fs::write(&cfg, "[controller]\nring_timeout_secs = 3\n").unwrap();
+        let cfg = cfg.to_str().unwrap().to_string();
+        let a = Appliance::start_in(dir, &["--dev", "--fault-injection", "--config", &cfg]);
+        let (p, h) = (a.ports.mqtt.to_string(), a.ports.http.to_string());
+        let args = [
+            "clock",
+            "--port",
+            &p,
+            "--http-port",
+            &h,
+            "--shift-ms",
+            shift,
+        ];
+        let o = python("faults.py", &args);
+        assert!(o.status.success(), "{}\n{}", text(&o), a.log());
+        println!(
+            "clock {shift}: {}",
+            text(&o).lines().last().unwrap_or_default()
+        );
+    }
+}
+
+#[test]
+fn a_clock_earlier_than_the_build_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = crate::common::run(
+        "timeout",
+        &[
+            "10",
+            "faketime",
+            "-f",
+            "@2020-01-01 00:00:00",
+            env!("CARGO_BIN_EXE_mqrtc"),
+            "serve",
+            "--dev",
+            "--data-dir",
+            d,
+            "--mqtt-port",
+            "0",
+            "--mqtts-port",
+            "0",
+            "--ws-port",
+            "0",
+            "--wss-port",
+            "0",
+            "--http-port",
+            "0",
+            "--https-port",
+            "0",
+        ],
+    );
+    let out = text(&o);
+    assert!(
+        out.contains("the system clock is earlier than this build"),
+        "{out}"
+    );
+    let o = crate::common::run(
+        "timeout",
+        &[
+            "5",
+            env!("CARGO_BIN_EXE_mqrtc"),
+            "serve",
+            "--dev",
+            "--data-dir",
+            d,
+            "--mqtt-port",
+            "0",
+            "--mqtts-port",
+            "0",
+            "--ws-port",
+            "0",
+            "--wss-port",
+            "0",
+            "--http-port",
+            "0",
+            "--https-port",
+            "0",
+        ],
+    );
+    assert!(
+        !text(&o).contains("earlier than this build"),
+        "not with the right time"
+    );
+}

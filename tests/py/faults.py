@@ -3,11 +3,14 @@
 
 Usage: faults.py stall --port P --http-port H --db PATH [--stall-secs N]
        faults.py flood --port P --http-port H [--rate N] [--secs N]
+       faults.py clock --port P --http-port H --shift-ms MS
 
 stall: another process holds SQLite's write lock while devices keep
 publishing on an event topic, connecting and sending requests.
 flood: failed logins from 127.0.0.2 at --rate per second while good devices
 connect from 127.0.0.1.
+clock: the appliance's wall clock jumps by --shift-ms while a call rings
+(its ring timeout must be 3 s).
 Each prints PASS lines and, last, one JSON line of figures; exit code 0 when
 it held.
 """
@@ -18,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 
 import paho.mqtt.client as mqtt
@@ -289,17 +293,51 @@ def flood(a):
     print(json.dumps(fig), flush=True)
 
 
+def shift_clock(a, ms):
+    req = urllib.request.Request(f"http://127.0.0.1:{a.http_port}/debug/faults/clock-shift",
+                                 data=json.dumps({"ms": ms}).encode(),
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        check(r.status == 202, f"the wall clock jumps by {ms} ms")
+
+
+def clock(a):
+    alice = Device(a.port, "GID_demo@@@alice", a.http_port)
+    bob = Device(a.port, "GID_demo@@@bob", a.http_port)
+    r = alice.request("call.start", {"to": "bob", "media": "audio"})
+    t0 = time.monotonic()
+    check(r["type"] == "result", "a call rings (ring timeout 3 s)")
+    call_id = r["body"]["call"]["call_id"]
+    bob.wait_type("call.invite", timeout=10)
+    shift_clock(a, a.shift_ms)
+    e = alice.wait_type("call.ended", timeout=20, call_id=call_id)
+    took = time.monotonic() - t0
+    check(e["body"]["reason"] == "no_answer", f"the ring timeout ends it: {e['body']['reason']}")
+    check(2.5 <= took <= 10, f"on time: after {took:.1f} s, not at once and not an hour off")
+    shift_clock(a, -a.shift_ms)
+    r = alice.request("call.start", {"to": "bob", "media": "audio"})
+    check(r["type"] == "result", "with the clock set right again, a call starts")
+    call_id = r["body"]["call"]["call_id"]
+    acc = bob.request("call.accept", {"call_id": call_id})
+    check(acc["type"] == "result", "and is answered")
+    alice.request("call.leave", {"call_id": call_id})
+    bob.wait_type("call.ended", timeout=10, call_id=call_id)
+    check(True, "and ends normally")
+    print(json.dumps({"ring_timeout_fired_after_s": took, "shift_ms": a.shift_ms}), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["stall", "flood"])
+    ap.add_argument("scenario", choices=["stall", "flood", "clock"])
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--http-port", type=int, required=True)
     ap.add_argument("--db")
     ap.add_argument("--rate", type=float, default=1000)
     ap.add_argument("--secs", type=float, default=5)
+    ap.add_argument("--shift-ms", type=int, default=3_600_000)
     ap.add_argument("--stall-secs", type=float, default=10.0)
     a = ap.parse_args()
-    {"stall": stall, "flood": flood}[a.scenario](a)
+    {"stall": stall, "flood": flood, "clock": clock}[a.scenario](a)
 
 
 if __name__ == "__main__":
