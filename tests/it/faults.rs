@@ -285,3 +285,67 @@ fn a_clock_earlier_than_the_build_is_warned_about() {
         "not with the right time"
     );
 }
+
+/// `mqrtc serve --dev` with its data dir on a 24 MiB tmpfs of its own (a
+/// private mount namespace: root only). Returns the process, the data dir
+/// as seen from outside (through /proc/PID/root) and its ports.
+fn on_small_tmpfs(
+    dir: &std::path::Path,
+) -> (std::process::Child, std::path::PathBuf, serde_json::Value) {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let log = std::fs::File::create(dir.join("mqrtc.log")).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=24m tmpfs {d} && exec {bin} serve --dev --data-dir {d} \
+         --mqtt-port 0 --mqtts-port 0 --ws-port 0 --wss-port 0 --http-port 0 --https-port 0",
+        d = data.display(),
+        bin = env!("CARGO_BIN_EXE_mqrtc"),
+    );
+    let mut child = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .env("RUST_LOG", "info,rmqtt=warn,sled=warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("unshare (util-linux)");
+    let inside = std::path::PathBuf::from(format!("/proc/{}/root{}", child.id(), data.display()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(b) = std::fs::read(inside.join("ports.json")) {
+            if let Ok(p) = serde_json::from_slice(&b) {
+                return (child, inside, p);
+            }
+        }
+        let log = std::fs::read_to_string(dir.join("mqrtc.log")).unwrap_or_default();
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("exited during start ({status}; needs root for a mount namespace):\n{log}");
+        }
+        assert!(Instant::now() < deadline, "not ready:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_full_disk_answers_unavailable_and_recovers_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, inside, ports) = on_small_tmpfs(dir.path());
+    let (p, h) = (ports["mqtt"].to_string(), ports["http"].to_string());
+    let fill = inside.join("filler");
+    let args = [
+        "diskfull",
+        "--port",
+        &p,
+        "--http-port",
+        &h,
+        "--fill",
+        fill.to_str().unwrap(),
+    ];
+    let o = python("faults.py", &args);
+    let log = std::fs::read_to_string(dir.path().join("mqrtc.log")).unwrap_or_default();
+    let alive = child.try_wait().ok().flatten().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(o.status.success(), "{}\nappliance log:\n{log}", text(&o));
+    assert!(alive, "the appliance survived the full disk:\n{log}");
+    println!("disk full: {}", text(&o).lines().last().unwrap_or_default());
+}

@@ -4,6 +4,7 @@
 Usage: faults.py stall --port P --http-port H --db PATH [--stall-secs N]
        faults.py flood --port P --http-port H [--rate N] [--secs N]
        faults.py clock --port P --http-port H --shift-ms MS
+       faults.py diskfull --port P --http-port H --fill FILE
 
 stall: another process holds SQLite's write lock while devices keep
 publishing on an event topic, connecting and sending requests.
@@ -11,12 +12,15 @@ flood: failed logins from 127.0.0.2 at --rate per second while good devices
 connect from 127.0.0.1.
 clock: the appliance's wall clock jumps by --shift-ms while a call rings
 (its ring timeout must be 3 s).
+diskfull: FILE (on the data dir's file system) is grown until the disk
+is full while calls are made, then removed.
 Each prints PASS lines and, last, one JSON line of figures; exit code 0 when
 it held.
 """
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -326,18 +330,58 @@ def clock(a):
     print(json.dumps({"ring_timeout_fired_after_s": took, "shift_ms": a.shift_ms}), flush=True)
 
 
+def diskfull(a):
+    alice = Device(a.port, "GID_demo@@@alice", a.http_port)
+    bob = Device(a.port, "GID_demo@@@bob", a.http_port)
+    check(alice.request("sync")["type"] == "result", "the controller answers before the disk fills")
+    filled = 0
+    with open(a.fill, "wb") as f:
+        chunk = b"\0" * 65536
+        try:
+            while True:
+                f.write(chunk)
+                f.flush()
+                filled += len(chunk)
+        except OSError:
+            pass
+    check(filled > 0, f"the disk is full ({filled // 1024} KiB written)")
+    req = f"r-{uuid.uuid4().hex[:12]}"
+    seen = 0
+    for _ in range(3):
+        alice.send("call.start", {"to": "bob", "media": "audio"}, req=req)
+        ans = alice.wait(lambda e: e.get("req") == req and e["type"] in ("result", "error"), 15, what="answer")
+        check(ans["type"] == "error" and ans["body"]["code"] == "unavailable",
+              f"a request that cannot be stored is answered `unavailable`: {ans['body']}")
+        seen += 1
+    os.remove(a.fill)
+    check(True, "space is freed")
+    answer, unavailable = request(alice, "call.start", {"to": "bob", "media": "audio"}, req, within=60)
+    check(answer["type"] == "result", f"the same request succeeds once there is space ({unavailable} more unavailable)")
+    call_id = answer["body"]["call"]["call_id"]
+    bob.wait(lambda e: e["type"] == "call.invite" and e["body"]["call"]["call_id"] == call_id, 30, what="invite")
+    acc = bob.request("call.accept", {"call_id": call_id}, timeout=30)
+    check(acc["type"] == "result", "the callee accepts")
+    alice.request("call.leave", {"call_id": call_id}, timeout=30)
+    bob.wait_type("call.ended", timeout=30, call_id=call_id)
+    check(True, "the call ends normally")
+    s = bob.request("sync", timeout=30)
+    check(s["type"] == "result" and not s["body"]["calls"], "nothing is left live")
+    print(json.dumps({"filled_kib": filled // 1024, "unavailable_answers": seen + unavailable}), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["stall", "flood", "clock"])
+    ap.add_argument("scenario", choices=["stall", "flood", "clock", "diskfull"])
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--http-port", type=int, required=True)
     ap.add_argument("--db")
     ap.add_argument("--rate", type=float, default=1000)
     ap.add_argument("--secs", type=float, default=5)
     ap.add_argument("--shift-ms", type=int, default=3_600_000)
+    ap.add_argument("--fill")
     ap.add_argument("--stall-secs", type=float, default=10.0)
     a = ap.parse_args()
-    {"stall": stall, "flood": flood, "clock": clock}[a.scenario](a)
+    {"stall": stall, "flood": flood, "clock": clock, "diskfull": diskfull}[a.scenario](a)
 
 
 if __name__ == "__main__":
