@@ -390,6 +390,7 @@ fn controller_settings(cfg: &Config) -> controller::Settings {
         },
         max_message_bytes: c.max_message_bytes,
         clock_skew_ms: c.clock_skew_ms,
+        retention_ms: (c.retention_days as i64).saturating_mul(86_400_000),
     }
 }
 

@@ -62,6 +62,9 @@ pub struct Controller {
     pub max_message_bytes: usize,
     /// Clock difference tolerated when judging a request's time to live, in ms.
     pub clock_skew_ms: i64,
+    /// Ended calls and their timelines are deleted after this many days
+    /// (0 keeps them for ever).
+    pub retention_days: u64,
 }
 
 /// The RTC token issuer and mock RTC channel service.
@@ -94,6 +97,7 @@ impl Default for Controller {
             busy: crate::calls::BusyPolicy::Reject,
             max_message_bytes: 16 * 1024,
             clock_skew_ms: 30_000,
+            retention_days: 30,
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct Settings {
     pub max_message_bytes: usize,
     /// Clock difference tolerated when judging a request's time to live (ms).
     pub clock_skew_ms: Millis,
+    /// Ended calls older than this are deleted (ms; 0 keeps them).
+    pub retention_ms: Millis,
 }
 
 /// What the runtime works with.
@@ -367,12 +369,36 @@ impl Runtime {
         self.due.insert(t, (when, at));
     }
 
+    /// Forgets old replies and, a small batch at a time so commits never
+    /// wait long, ended calls past the retention.
     async fn prune(&mut self) {
         let now = now_ms();
         self.engine.prune(now);
         let store = self.store.clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.prune_replies(now)).await {
-            tracing::warn!("pruning replies: {e}");
+        let retention = self.settings.retention_ms;
+        let pruned = tokio::task::spawn_blocking(move || {
+            store.prune_replies(now)?;
+            let mut calls = 0;
+            // At most 2,000 a minute, 200 per transaction: a backlog (a
+            // first start with a lower retention) is cleared over minutes.
+            for _ in 0..10 {
+                if retention == 0 {
+                    break;
+                }
+                let n = store.prune_calls(now - retention, 200)?;
+                calls += n;
+                if n < 200 {
+                    break;
+                }
+            }
+            Ok::<_, crate::store::StoreError>(calls)
+        })
+        .await;
+        match pruned {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(calls = n, "calls past the retention deleted"),
+            Ok(Err(e)) => tracing::warn!("pruning: {e}"),
+            Err(e) => tracing::warn!("pruning: {e}"),
         }
     }
 

@@ -246,6 +246,28 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes up to `batch` calls that ended before `cutoff`, with their
+    /// timelines and user index; returns how many.
+    pub fn prune_calls(&self, cutoff: Millis, batch: usize) -> Result<usize, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let ids: Vec<String> = {
+            let mut st = tx.prepare(
+                "SELECT id FROM calls WHERE ended_at IS NOT NULL AND ended_at < ?1 ORDER BY ended_at LIMIT ?2",
+            )?;
+            let rows = st.query_map(rusqlite::params![cutoff, batch as i64], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for id in &ids {
+            tx.execute("DELETE FROM call_events WHERE call_id = ?1", [id])?;
+            tx.execute("DELETE FROM call_users WHERE call_id = ?1", [id])?;
+            tx.execute("DELETE FROM call_timers WHERE call_id = ?1", [id])?;
+            tx.execute("DELETE FROM calls WHERE id = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(ids.len())
+    }
+
     /// Every signaling message of a call, in order.
     pub fn timeline(&self, call_id: &str) -> Result<Vec<TimelineEntry>, StoreError> {
         let conn = self.conn();
@@ -287,5 +309,60 @@ impl Store {
             .optional()?;
         data.map(|d| serde_json::from_str(&d).map_err(corrupt))
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+
+    #[test]
+    fn old_ended_calls_go_with_their_timelines_live_and_recent_ones_stay() {
+        let s = Store::open_in_memory().unwrap();
+        {
+            let c = s.conn();
+            for (id, ended) in [
+                ("old", Some(1_000)),
+                ("recent", Some(9_000)),
+                ("live", None),
+            ] {
+                c.execute(
+                    "INSERT INTO calls (id, instance_id, state, data, created_at, ended_at) VALUES (?1, 'i', 's', '{}', 0, ?2)",
+                    rusqlite::params![id, ended],
+                )
+                .unwrap();
+                c.execute(
+                    "INSERT INTO call_events (call_id, at, direction, client_id, type, message) VALUES (?1, 0, 'in', 'c', 't', '{}')",
+                    [id],
+                )
+                .unwrap();
+                c.execute(
+                    "INSERT INTO call_users (user_id, call_id, created_at) VALUES ('u', ?1, 0)",
+                    [id],
+                )
+                .unwrap();
+            }
+        }
+        assert_eq!(s.prune_calls(5_000, 200).unwrap(), 1);
+        assert_eq!(s.prune_calls(5_000, 200).unwrap(), 0);
+        let c = s.conn();
+        let ids: Vec<String> = c
+            .prepare("SELECT id FROM calls ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids, ["live", "recent"]);
+        for table in ["call_events", "call_users"] {
+            let n: i64 = c
+                .query_row(
+                    &format!("SELECT count(*) FROM {table} WHERE call_id = 'old'"),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 0, "{table}");
+        }
     }
 }

@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_credentials.sql"),
     include_str!("migrations/0003_controller.sql"),
     include_str!("migrations/0004_console.sql"),
+    include_str!("migrations/0005_retention.sql"),
 ];
 
 /// Storage errors.

@@ -72,6 +72,7 @@ impl Rig {
             rules: rules.clone(),
             max_message_bytes: 16 * 1024,
             clock_skew_ms: 30_000,
+            retention_ms: 0,
         };
         let rt = Runtime::new(
             settings,
