@@ -170,6 +170,18 @@ pub struct Limits {
     pub auth_delay_max_ms: u64,
     /// How long before a token expires its client gets `$SYS/tokenExpireNotice`.
     pub token_expire_notice_secs: u64,
+    /// Open connections in all; more are refused (CONNACK 0x97 / 3). 0: no limit.
+    pub max_connections: usize,
+    /// Open connections from one address (loopback exempt). 0: no limit.
+    pub max_connections_per_address: usize,
+    /// Messages a second one client may publish (bursts of twice that);
+    /// more are refused (PUBACK 0x97; 3.1.1: disconnect). 0: no limit.
+    pub max_publish_rate: u32,
+    /// Subscriptions one client may hold; more are refused (SUBACK 0x97 / 0x80).
+    pub max_subscriptions: usize,
+    /// Retained messages kept in all; a new topic past it is not retained
+    /// (the message is still delivered). 0: no limit.
+    pub max_retained_messages: usize,
 }
 
 /// Start-up behaviour.
@@ -226,6 +238,11 @@ impl Default for Limits {
             auth_failures_before_delay: 5,
             auth_delay_max_ms: 5000,
             token_expire_notice_secs: 300,
+            max_connections: 15_000,
+            max_connections_per_address: 1_000,
+            max_publish_rate: 100,
+            max_subscriptions: 100,
+            max_retained_messages: 10_000,
         }
     }
 }

@@ -149,6 +149,8 @@ pub enum RefusalCode {
     PayloadTooLarge,
     /// 0x97 Quota exceeded: the controller's queue is full; try again.
     Busy,
+    /// 0x97 Quota exceeded: the client publishes faster than allowed.
+    TooFast,
 }
 
 /// A refusal with a human-readable reason (sent as the v5 reason string).

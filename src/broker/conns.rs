@@ -251,6 +251,8 @@ pub(crate) struct BrokerState {
     pub stats: Arc<super::stats::BrokerStats>,
     pub conns: Conns,
     pub tarpit: crate::tarpit::Tarpit,
+    /// Connection and publish-rate limits.
+    pub limits: super::limits::Limits,
     /// Recent connection events.
     pub activity: super::activity::Activity,
     /// The live topic tail.

@@ -50,6 +50,9 @@ impl Handler for Hooks {
                 Some(HookResult::AuthResult(self.authenticate(ci).await)),
             ),
             Parameter::ClientConnack(ci, code) => {
+                if let Some(c) = self.limit_connack(ci) {
+                    return (false, Some(HookResult::ConnectAckReason(c)));
+                }
                 if !code.success() {
                     self.state.conns.refuse(ci.client_id(), ci.id().create_time);
                 }
@@ -89,6 +92,8 @@ impl Handler for Hooks {
             Parameter::ClientConnected(s) => {
                 bump(&self.state.stats.connects);
                 self.state.conns.accept(&s.id.client_id, s.id.create_time);
+                let ip = s.id.remote_addr.map(|a| a.ip());
+                self.state.limits.connected(ip);
                 note(&self.state.activity, &s.id, "connected", String::new(), s).await;
                 self.presence(&s.id.client_id, true, String::new());
                 (true, acc)
@@ -100,6 +105,8 @@ impl Handler for Hooks {
                 };
                 let st = &self.state;
                 st.conns.remove(&s.id.client_id, s.id.create_time, will);
+                let ip = s.id.remote_addr.map(|a| a.ip());
+                st.limits.disconnected(ip, &s.id.client_id);
                 note(
                     &self.state.activity,
                     &s.id,
@@ -123,14 +130,29 @@ impl Handler for Hooks {
 impl Hooks {
     async fn authenticate(&self, ci: &ConnectInfo) -> AuthResult {
         let st = &self.state;
-        if st.standard {
-            return AuthResult::Allow(false, None);
-        }
         // The appliance's own readiness and health probes: an answer is all they want.
-        if ci.client_id().starts_with(PROBE_PREFIX) {
+        if ci.client_id().starts_with(PROBE_PREFIX) && !st.standard {
             return AuthResult::NotAuthorized;
         }
         let ip = ci.id().remote_addr.map(|a| a.ip());
+        let open = usize::try_from(self.scx.connections.count()).unwrap_or_default();
+        if let Err(why) = st
+            .limits
+            .admit(ci.client_id(), ci.id().create_time, ip, open)
+        {
+            let n = bump(&st.stats.connection_limit_refusals);
+            tracing::warn!(client_id = %ci.client_id(), remote = ?ip, total = n, "connect refused: {why}");
+            note_refusal(
+                &st.activity,
+                ci,
+                why.into(),
+                if is_v5(ci) { 0x97 } else { 3 },
+            );
+            return AuthResult::NotAuthorized;
+        }
+        if st.standard {
+            return AuthResult::Allow(false, None);
+        }
         // An address within its slow-down is refused at once, unchecked:
         // waiting here would hold one of the listener's handshake slots.
         if let Some(ip) = ip.filter(|ip| st.tarpit.cooling(*ip)) {
@@ -209,6 +231,18 @@ impl Hooks {
         AuthResult::Allow(false, None)
     }
 
+    /// A CONNECT refused by a connection limit: CONNACK 0x97 / 3.
+    fn limit_connack(&self, ci: &ConnectInfo) -> Option<ConnectAckReason> {
+        self.state
+            .limits
+            .take_refusal(ci.client_id(), ci.id().create_time)?;
+        Some(if is_v5(ci) {
+            ConnectAckReason::V5(AckV5::QuotaExceeded)
+        } else {
+            ConnectAckReason::V3(AckV3::ServiceUnavailable)
+        })
+    }
+
     /// Turns a refusal caused by the client id into CONNACK 2 / 0x85.
     fn refine_connack(
         &self,
@@ -252,7 +286,7 @@ impl Hooks {
                 tracing::info!(client_id = %s.id.client_id, filter = %sub.topic_filter, total = n, "subscribe refused: {}", r.reason);
                 SubscribeAclResult::new_failure(match r.code {
                     RefusalCode::TopicInvalid => SubscribeAckReason::TopicFilterInvalid,
-                    RefusalCode::PayloadTooLarge | RefusalCode::Busy => {
+                    RefusalCode::PayloadTooLarge | RefusalCode::Busy | RefusalCode::TooFast => {
                         SubscribeAckReason::UnspecifiedError
                     }
                     RefusalCode::NotAuthorized => SubscribeAckReason::NotAuthorized,
@@ -283,7 +317,13 @@ impl Hooks {
 
     async fn check_publish(&self, s: &Session, p: &Publish) -> PublishAclResult {
         let st = &self.state;
-        let verdict = if st.standard {
+        let ip = s.id.remote_addr.map(|a| a.ip());
+        let verdict = if !st.limits.publish(&s.id.client_id, ip) {
+            Err(Refusal {
+                code: RefusalCode::TooFast,
+                reason: "publishing faster than limits.max_publish_rate".into(),
+            })
+        } else if st.standard {
             Ok(())
         } else if p.topic == UPLOAD_TOKEN_TOPIC {
             self.upload_token(s, p).await
@@ -302,10 +342,10 @@ impl Hooks {
                 })
         });
         if let Err(r) = verdict {
-            let n = bump(if r.code == RefusalCode::Busy {
-                &st.stats.uplinks_busy
-            } else {
-                &st.stats.publish_refusals
+            let n = bump(match r.code {
+                RefusalCode::Busy => &st.stats.uplinks_busy,
+                RefusalCode::TooFast => &st.stats.rate_refusals,
+                _ => &st.stats.publish_refusals,
             });
             tracing::info!(client_id = %s.id.client_id, topic = %p.topic, total = n, "publish refused: {}", r.reason);
             // 3.1.1 has no way to refuse but closing the connection; a v5
@@ -319,7 +359,9 @@ impl Hooks {
             let code = match r.code {
                 RefusalCode::NotAuthorized => PublishAckReason::NotAuthorized,
                 RefusalCode::TopicInvalid => PublishAckReason::TopicNameInvalid,
-                RefusalCode::PayloadTooLarge | RefusalCode::Busy => PublishAckReason::QuotaExceeded,
+                RefusalCode::PayloadTooLarge | RefusalCode::Busy | RefusalCode::TooFast => {
+                    PublishAckReason::QuotaExceeded
+                }
             };
             return PublishAclResult(PublishResult::reason_code(
                 code,

@@ -10,6 +10,7 @@ mod bridge;
 mod conns;
 mod hooks;
 mod inspect;
+mod limits;
 mod retain;
 mod sessions;
 mod stats;
@@ -143,7 +144,7 @@ impl Broker {
                 plugin: "shared subscriptions",
                 reason: e.to_string(),
             })?;
-        let retained = retain::MemRetain::new();
+        let retained = retain::MemRetain::new(s.limits.max_retained_messages);
         *scx.extends.retain_mut().await = Box::new(retained.clone());
 
         let stats = Arc::new(BrokerStats::default());
@@ -164,6 +165,7 @@ impl Broker {
             reload: tokio::sync::Mutex::new(None),
             activity: activity::Activity::new(ACTIVITY_EVENTS),
             tail: tail::TailHub::new(),
+            limits: limits::Limits::new(&s.limits),
             tarpit: crate::tarpit::Tarpit::new(
                 s.limits.auth_failures_before_delay,
                 Duration::from_secs(600),
@@ -385,6 +387,7 @@ fn builder(name: &str, addr: SocketAddr, s: &BrokerSettings) -> Builder {
             offline_ttl
         })
         .max_topic_aliases(16)
+        .max_subscriptions(l.max_subscriptions)
         .handshake_timeout(Duration::from_secs(15))
         .tls_cert(Some(s.tls.cert.display().to_string()))
         .tls_key(Some(s.tls.key.display().to_string()))

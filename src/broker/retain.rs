@@ -12,13 +12,14 @@ use rmqtt::retain::{DefaultRetainStorage, RetainStorage};
 use rmqtt::types::{Retain, TopicFilter, TopicName};
 use rmqtt::Result;
 
-/// In-memory retained messages (clones share the store).
+/// In-memory retained messages (clones share the store), at most `max`
+/// topics (0: no limit).
 #[derive(Clone)]
-pub(crate) struct MemRetain(Arc<DefaultRetainStorage>);
+pub(crate) struct MemRetain(Arc<DefaultRetainStorage>, usize);
 
 impl MemRetain {
-    pub(crate) fn new() -> Self {
-        Self(Arc::new(DefaultRetainStorage::new()))
+    pub(crate) fn new(max: usize) -> Self {
+        Self(Arc::new(DefaultRetainStorage::new()), max)
     }
 
     /// Drops expired entries (they are already skipped on read).
@@ -39,6 +40,14 @@ impl RetainStorage for MemRetain {
         retain: Retain,
         _listener_default: Option<Duration>,
     ) -> Result<()> {
+        let full = self.1 > 0 && self.0.count().await >= self.1 as isize;
+        if full && !retain.publish.payload.is_empty() {
+            let filter = TopicFilter::from(topic.as_ref());
+            if self.0.get_message(&filter).await?.is_empty() {
+                tracing::warn!(topic = %topic, max = self.1, "not retained: limits.max_retained_messages reached");
+                return Ok(());
+            }
+        }
         let own = retain
             .publish
             .properties

@@ -25,6 +25,8 @@ pub struct BrokerStats {
     pub(crate) uplinks_busy: AtomicU64,
     pub(crate) presence_dropped: AtomicU64,
     pub(crate) sessions_lost: AtomicU64,
+    pub(crate) connection_limit_refusals: AtomicU64,
+    pub(crate) rate_refusals: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -69,6 +71,12 @@ pub struct StatsSnapshot {
     /// Persistent sessions a damaged session store did not give back at start.
     #[serde(default)]
     pub sessions_lost: u64,
+    /// CONNECTs refused by `max_connections` or `max_connections_per_address`.
+    #[serde(default)]
+    pub connection_limit_refusals: u64,
+    /// PUBLISHes refused by `max_publish_rate`.
+    #[serde(default)]
+    pub rate_refusals: u64,
 }
 
 pub(crate) fn bump(c: &AtomicU64) -> u64 {
@@ -97,6 +105,8 @@ impl BrokerStats {
             uplinks_busy: r(&self.uplinks_busy),
             presence_dropped: r(&self.presence_dropped),
             sessions_lost: r(&self.sessions_lost),
+            connection_limit_refusals: r(&self.connection_limit_refusals),
+            rate_refusals: r(&self.rate_refusals),
         }
     }
 }

@@ -568,3 +568,32 @@ fn delayed_wills_and_wills_after_a_restart_are_delivered() {
     let got = victim.wait_for("will received", Duration::from_secs(20));
     assert!(got.is_ok(), "will after a restart: {got:?}\n{}", a.log());
 }
+
+#[test]
+fn connection_rate_subscription_and_retained_limits() {
+    let Some(lan) = mqrtc::certs::local_addrs()
+        .into_iter()
+        .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+    else {
+        println!("skipped: this machine has no non-loopback IPv4 address (loopback is exempt from these limits)");
+        return;
+    };
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let cfg = dir.path().join("mqrtc.toml");
+    std::fs::write(
+        &cfg,
+        "[limits]\nmax_connections_per_address = 2\nmax_publish_rate = 5\nmax_subscriptions = 3\nmax_retained_messages = 2\n",
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap().to_string();
+    let a = Appliance::start_in(dir, &["--dev", "--all-interfaces", "--config", &cfg]);
+    let (host, p) = (lan.to_string(), port(&a));
+    let o = crate::common::python("limits.py", &["--host", &host, "--port", &p]);
+    assert!(o.status.success(), "{}\n{}", text(&o), a.log());
+    let health = crate::persistence::http_get(a.ports.http, "/healthz");
+    assert!(
+        health.contains("\"connection_limit_refusals\":2"),
+        "{health}"
+    );
+    assert!(!health.contains("\"rate_refusals\":0"), "{health}");
+}
