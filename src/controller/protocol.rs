@@ -79,6 +79,9 @@ pub enum WireError {
     /// `from` names someone else.
     #[error("the message claims another sender")]
     ForgedSender,
+    /// A call id or user id is longer than 128 characters, or `to` names more than 64 users.
+    #[error("a field is longer than allowed")]
+    TooLong,
 }
 
 impl WireError {
@@ -92,6 +95,7 @@ impl WireError {
             WireError::BadBody => "bad_body",
             WireError::TooLarge => "too_large",
             WireError::ForgedSender => "forged_sender",
+            WireError::TooLong => "too_long",
         }
     }
 }
@@ -134,8 +138,12 @@ pub fn decode(
     sender: &str,
     max_bytes: usize,
 ) -> Result<Request, (WireError, Option<String>)> {
-    // The broker already caps bodies (64 KiB), so reading an oversize one
-    // just to find its request id is cheap, and lets the error carry it.
+    // An oversize message is read only to find its request id (so the
+    // error carries it) when that costs at most four times the limit; the
+    // broker caps bodies at 64 KiB anyway.
+    if payload.len() > max_bytes.saturating_mul(4) {
+        return Err((WireError::TooLarge, None));
+    }
     let raw: Value = serde_json::from_slice(payload).map_err(|_| {
         let e = if payload.len() > max_bytes {
             WireError::TooLarge
@@ -166,11 +174,45 @@ pub fn decode(
         return Err(fail(WireError::ForgedSender));
     }
     let cmd = command(&env.kind, &env.body).map_err(fail)?;
+    bounded(&cmd).map_err(fail)?;
     Ok(Request {
         envelope: env,
         req,
         cmd,
     })
+}
+
+/// Most users one request may name.
+pub const MAX_USERS: usize = 64;
+/// Longest call id or user id.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Refuses ids and user lists longer than the protocol allows.
+fn bounded(cmd: &Command) -> Result<(), WireError> {
+    let (call_id, users): (Option<&String>, Vec<&String>) = match cmd {
+        Command::Start { to, .. } => (None, to.iter().collect()),
+        Command::Invite { call_id, to } => (Some(call_id), to.iter().collect()),
+        Command::Mute {
+            call_id, target, ..
+        } => (Some(call_id), target.iter().collect()),
+        Command::Remove { call_id, target } => (Some(call_id), vec![target]),
+        Command::TransferHost { call_id, to } => (Some(call_id), vec![to]),
+        Command::Ringing { call_id }
+        | Command::Accept { call_id }
+        | Command::Decline { call_id }
+        | Command::Cancel { call_id }
+        | Command::Leave { call_id }
+        | Command::End { call_id } => (Some(call_id), vec![]),
+        Command::Sync | Command::Contacts => (None, vec![]),
+    };
+    let too_long = |s: &&String| s.len() > MAX_ID_LEN;
+    if users.len() > MAX_USERS
+        || users.iter().any(too_long)
+        || call_id.is_some_and(|c| too_long(&c))
+    {
+        return Err(WireError::TooLong);
+    }
+    Ok(())
 }
 
 /// Parses a request body with its type (a mistyped or missing field is `bad_body`).
@@ -362,5 +404,41 @@ mod tests {
         .unwrap();
         let (e, req) = decode(&forged, "GID_a@@@alice", 200).unwrap_err();
         assert_eq!((e, req.as_deref()), (WireError::ForgedSender, Some("m")));
+        let huge = serde_json::to_vec(&json!({"v": 1, "id": "m", "req": "r9", "type": "sync", "ts": 1, "body": {"pad": "x".repeat(900)}})).unwrap();
+        assert_eq!(
+            decode(&huge, "x", 200).unwrap_err(),
+            (WireError::TooLarge, None),
+            "past four times the limit it is not read at all"
+        );
+    }
+
+    #[test]
+    fn refuses_ids_and_lists_past_their_limits() {
+        let code = |p: &[u8]| decode(p, "GID_a@@@alice", 64 * 1024).unwrap_err().0;
+        let many: Vec<String> = (0..=MAX_USERS).map(|i| format!("u{i}")).collect();
+        assert_eq!(
+            code(&env("call.start", json!({"to": many}))),
+            WireError::TooLong
+        );
+        let long = "x".repeat(MAX_ID_LEN + 1);
+        assert_eq!(
+            code(&env("call.start", json!({"to": [long.clone()]}))),
+            WireError::TooLong
+        );
+        assert_eq!(
+            code(&env("call.accept", json!({"call_id": long.clone()}))),
+            WireError::TooLong
+        );
+        assert_eq!(
+            code(&env("call.remove", json!({"call_id": "c", "target": long}))),
+            WireError::TooLong
+        );
+        let fine: Vec<String> = (0..MAX_USERS).map(|i| format!("u{i}")).collect();
+        assert!(decode(
+            &env("call.start", json!({"to": fine})),
+            "GID_a@@@alice",
+            64 * 1024
+        )
+        .is_ok());
     }
 }
