@@ -116,7 +116,11 @@ pub(crate) async fn end_revoked(scx: &ServerContext, state: &BrokerState) -> usi
         state.conns.remove(&c.principal.client_id, c.since, false);
         bump(&state.stats.revoked_connections);
         ended += 1;
-        let text = format!("{}{why}", rmqtt::session::NOT_AUTHORIZED_PREFIX);
+        // DISCONNECT 0x87 with why (MQTT 5); 3.1.1 clients just lose the connection.
+        let text = Reason::MqttError(rmqtt::net::MqttError::PublishAckReason(
+            rmqtt::codec::v5::PublishAckReason::NotAuthorized,
+            format!("not authorized: {why}").into(),
+        ));
         let (scx, client_id) = (scx.clone(), c.principal.client_id.clone());
         match problem {
             // As the cloud service does: tell the client, then disconnect it,
@@ -125,11 +129,11 @@ pub(crate) async fn end_revoked(scx: &ServerContext, state: &BrokerState) -> usi
                 super::notify_token_invalid(&scx, &client_id, p).await;
                 tokio::spawn(async move {
                     tokio::time::sleep(NOTICE_GRACE).await;
-                    super::close_client(&scx, &client_id, Reason::from(text)).await;
+                    super::close_client(&scx, &client_id, text).await;
                 });
             }
             None => {
-                super::close_client(&scx, &client_id, Reason::from(text)).await;
+                super::close_client(&scx, &client_id, text).await;
             }
         }
     }

@@ -2732,10 +2732,6 @@ impl SessionLike for DefaultSession {
 /// when the server stops; v5 clients get DISCONNECT 0x8B.
 pub const SERVER_SHUTTING_DOWN: &str = "server shutting down";
 
-/// mqrtc patch 2: a `Reason::Error` text starting with this closes a session
-/// with DISCONNECT 0x87 and the text as reason string (revoked credentials).
-pub const NOT_AUTHORIZED_PREFIX: &str = "not authorized: ";
-
 /// mqrtc patch 2: the DISCONNECT a v5 client gets when the server ends its
 /// connection, or `None` when the client ended it or the socket is gone.
 fn server_disconnect(reason: &Reason) -> Option<v5::Disconnect> {
@@ -2745,9 +2741,6 @@ fn server_disconnect(reason: &Reason) -> Option<v5::Disconnect> {
         }
         Reason::Error(t) if t == SERVER_SHUTTING_DOWN => {
             (v5::DisconnectReasonCode::ServerShuttingDown, SERVER_SHUTTING_DOWN.to_string())
-        }
-        Reason::Error(t) if t.starts_with(NOT_AUTHORIZED_PREFIX) => {
-            (v5::DisconnectReasonCode::NotAuthorized, t.to_string())
         }
         Reason::ConnectKicked(false) => {
             (v5::DisconnectReasonCode::SessionTakenOver, "another connection took over this client id".to_string())
