@@ -6,6 +6,7 @@ mod compare;
 mod console;
 mod idle;
 mod load;
+mod storm;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -66,6 +67,8 @@ pub enum BenchWhat {
     Calls(calls::CallArgs),
     /// Server time of console pages with many connected devices and a long call history.
     Console(console::ConsoleArgs),
+    /// The reconnect storm after a kill -9: persistent devices reconnect, sync and get their queued messages.
+    Storm(storm::StormArgs),
 }
 
 /// A broker to measure and the workload's shape.
@@ -140,6 +143,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Compare(args) => compare::run(args).await?,
         BenchWhat::Calls(args) => calls::run(args).await?,
         BenchWhat::Console(args) => console::run(args).await?,
+        BenchWhat::Storm(args) => storm::run(args).await?,
     }
     Ok(())
 }
