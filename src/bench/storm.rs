@@ -140,7 +140,9 @@ async fn queue_messages(devices: usize, port: u16, creds: &Credentials) -> anyho
     while acked < devices {
         match el.poll().await.context("queueing messages")? {
             MqttEvent::Incoming(Packet::PubAck(_)) => acked += 1,
-            MqttEvent::Incoming(Packet::ConnAck(a)) if a.code != rumqttc::ConnectReturnCode::Success => {
+            MqttEvent::Incoming(Packet::ConnAck(a))
+                if a.code != rumqttc::ConnectReturnCode::Success =>
+            {
                 bail!("publisher refused: {:?}", a.code)
             }
             _ => {}
@@ -270,7 +272,8 @@ pub async fn run(args: StormArgs) -> anyhow::Result<()> {
         seen[n] = s;
     }
     let _ = stop_tx.send(true);
-    let from_restart = |d: Option<Duration>| d.map(|d| (d.saturating_sub(restart_at)).as_secs_f64());
+    let from_restart =
+        |d: Option<Duration>| d.map(|d| (d.saturating_sub(restart_at)).as_secs_f64());
     let last = |f: fn(&Seen) -> Option<Duration>| {
         seen.iter()
             .map(|s| from_restart(f(s)).unwrap_or(f64::INFINITY))

@@ -20,6 +20,7 @@
 
 mod auth;
 mod book;
+mod clock;
 mod dedup;
 mod id;
 pub mod rtc;
@@ -250,6 +251,8 @@ struct Inner {
     book: Mutex<CallBook>,
     dedup: Mutex<Dedup>,
     counters: Counters,
+    /// The appliance's clock, learned from answers.
+    clock: clock::ApplianceClock,
     connected: AtomicBool,
     closing: AtomicBool,
     /// New login for the next reconnect (after a token refresh).
@@ -312,6 +315,7 @@ impl Client {
             book: Mutex::new(CallBook::default()),
             dedup: Mutex::new(dedup),
             counters: Counters::default(),
+            clock: clock::ApplianceClock::default(),
             connected: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             login: Mutex::new(None),
@@ -491,7 +495,8 @@ impl Client {
         body: Value,
         ttl: Duration,
     ) -> Result<String, Error> {
-        let env = envelope(kind, None, ttl.as_millis() as i64, body);
+        let ts = self.inner.clock.now(now_ms());
+        let env = envelope(kind, None, ts, ttl.as_millis() as i64, body);
         let id = env.id.clone();
         let payload = serde_json::to_vec(&env).map_err(|e| Error::Config(e.to_string()))?;
         self.inner
@@ -555,13 +560,13 @@ fn decode<T: for<'de> Deserialize<'de>>(v: Value) -> Result<T, Error> {
     serde_json::from_value(v).map_err(|e| Error::BadAnswer(e.to_string()))
 }
 
-fn envelope(kind: &str, req: Option<&str>, ttl: i64, body: Value) -> Envelope {
+fn envelope(kind: &str, req: Option<&str>, ts: i64, ttl: i64, body: Value) -> Envelope {
     Envelope {
         v: crate::controller::protocol::VERSION,
         id: crate::controller::new_id(),
         kind: kind.to_string(),
         req: req.map(str::to_string),
-        ts: now_ms(),
+        ts,
         ttl: Some(ttl),
         from: None,
         body,
@@ -570,12 +575,14 @@ fn envelope(kind: &str, req: Option<&str>, ttl: i64, body: Value) -> Envelope {
 
 impl Inner {
     async fn request(self: Arc<Self>, kind: &str, body: Value) -> Result<Value, Error> {
-        let req = crate::controller::new_id();
+        let mut req = crate::controller::new_id();
         let (tx, mut rx) = oneshot::channel();
         lock(&self.pending).insert(req.clone(), tx);
         let ttl = self.opts.request_ttl.as_millis() as i64;
         let deadline = now_ms() + ttl;
         let mut sent_once = false;
+        let mut offset_sent = self.clock.offset();
+        let mut clock_retry = true;
         let result = loop {
             if self.closing.load(Ordering::SeqCst) {
                 break Err(Error::Closed);
@@ -587,7 +594,9 @@ impl Inner {
             // While disconnected the first copy waits in the client's queue;
             // more copies would only pile up behind it.
             if !sent_once || self.connected.load(Ordering::SeqCst) {
-                let env = envelope(kind, Some(&req), left, body.clone());
+                offset_sent = self.clock.offset();
+                let ts = self.clock.now(now_ms());
+                let env = envelope(kind, Some(&req), ts, left, body.clone());
                 let payload = serde_json::to_vec(&env).map_err(|e| Error::Config(e.to_string()))?;
                 if self
                     .mqtt
@@ -604,6 +613,18 @@ impl Inner {
                 .retry_every
                 .min(Duration::from_millis(left as u64));
             match tokio::time::timeout(wait, &mut rx).await {
+                // Judged stale by an appliance whose clock this answer just
+                // taught us: once more, as a new request with its time.
+                Ok(Ok(Err(Error::Refused { code, .. })))
+                    if code == "stale" && clock_retry && self.clock.offset() != offset_sent =>
+                {
+                    clock_retry = false;
+                    req = crate::controller::new_id();
+                    let (tx, next) = oneshot::channel();
+                    rx = next;
+                    lock(&self.pending).insert(req.clone(), tx);
+                    sent_once = false;
+                }
                 Ok(Ok(r)) => break r,
                 Ok(Err(_)) => break Err(Error::Closed),
                 Err(_) => continue,
@@ -627,7 +648,7 @@ impl Inner {
     fn admit(&self, env: &Envelope) -> bool {
         let ttl = env.ttl.unwrap_or(crate::controller::protocol::DEFAULT_TTL);
         let skew = self.opts.clock_skew.as_millis() as i64;
-        if env.ts.saturating_add(ttl).saturating_add(skew) < now_ms() {
+        if env.ts.saturating_add(ttl).saturating_add(skew) < self.clock.now(now_ms()) {
             self.counters.stale.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(id = %env.id, kind = %env.kind, "stale message dropped");
             return false;
@@ -653,6 +674,23 @@ impl Inner {
                 payload,
             });
         };
+        // An answer to a request still waiting is fresh by construction:
+        // its stamp tells the appliance's clock.
+        let answer = from_controller
+            && matches!(env.kind.as_str(), "result" | "error")
+            && env
+                .req
+                .as_deref()
+                .is_some_and(|r| lock(&self.pending).contains_key(r));
+        if answer {
+            let tolerance = self.opts.clock_skew.as_millis() as i64 / 2;
+            if self.clock.learn(env.ts, now_ms(), tolerance) {
+                tracing::info!(
+                    offset_ms = self.clock.offset(),
+                    "the appliance's clock differs from ours: adjusted"
+                );
+            }
+        }
         if !self.admit(&env) {
             return;
         }

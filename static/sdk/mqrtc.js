@@ -80,6 +80,9 @@ export class Client extends EventTarget {
     this.book = new CallBook();
     this.stats = { duplicates: 0, stale: 0, reconnects: 0 };
     this.pending = new Map();
+    // The appliance's clock minus ours (ms), learned from answers to our own
+    // requests: freshness is judged on the appliance's clock.
+    this.offset = 0;
     this.connected = false;
     this.failures = 0;
     this.dedup = new Dedup(o.storage ?? defaultStorage(), `mqrtc.dedup.${o.clientId}`, o.dedupCapacity);
@@ -145,7 +148,7 @@ export class Client extends EventTarget {
   /** Whether a message is fresh and new (counts what it drops). */
   admit(env) {
     const ttl = env.ttl ?? DEFAULT_TTL;
-    if (env.ts + ttl + this.o.clockSkew < Date.now()) {
+    if (env.ts + ttl + this.o.clockSkew < Date.now() + this.offset) {
       this.stats.stale += 1;
       return false;
     }
@@ -164,10 +167,16 @@ export class Client extends EventTarget {
     if (!env || typeof env !== 'object' || typeof env.id !== 'string' || typeof env.ts !== 'number') {
       return this.emit('message', { topic, envelope: null, payload: text });
     }
+    const fromController = topic === this.inbox(this.o.downlinkParent);
+    // An answer to a request still waiting is fresh by construction: its stamp tells the appliance's clock.
+    if (fromController && (env.type === 'result' || env.type === 'error') && this.pending.has(env.req)) {
+      const sample = env.ts - Date.now();
+      if (Math.abs(sample - this.offset) > this.o.clockSkew / 2) this.offset = sample;
+    }
     if (!this.admit(env)) return;
     // Only the controller can publish to our downlink inbox: a device-to-
     // device message cannot pose as an answer or a call event.
-    if (topic !== this.inbox(this.o.downlinkParent)) return this.emit('message', { topic, envelope: env, payload: text });
+    if (!fromController) return this.emit('message', { topic, envelope: env, payload: text });
     if (env.type === 'result' || env.type === 'error') {
       const p = this.pending.get(env.req);
       if (!p) return; // the answer to a retry already answered
@@ -194,33 +203,49 @@ export class Client extends EventTarget {
   }
 
   envelope(type, req, ttl, body) {
-    return { v: VERSION, id: newId(), type, ...(req ? { req } : {}), ts: Date.now(), ttl, body };
+    return { v: VERSION, id: newId(), type, ...(req ? { req } : {}), ts: Date.now() + this.offset, ttl, body };
   }
 
   /** Sends request `type` and resolves to its answer's body; retried with the same `req` every `retryEvery` while connected. */
   request(type, body = {}) {
-    const req = newId();
     const deadline = Date.now() + this.o.requestTtl;
     return new Promise((resolve, reject) => {
       let timer = null;
-      const finish = () => { clearTimeout(timer); this.pending.delete(req); };
+      const finish = () => { clearTimeout(timer); this.pending.delete(p.req); };
       const p = {
+        req: newId(),
         resolve: (v) => { finish(); resolve(v); },
-        reject: (e) => { finish(); reject(e); },
+        reject: (e) => {
+          // Judged stale by an appliance whose clock this answer just taught us: once more, as a new request.
+          if (e instanceof RefusedError && e.code === 'stale' && !p.clockRetried && this.offset !== p.offsetSent) {
+            p.clockRetried = true;
+            this.pending.delete(p.req);
+            p.req = newId();
+            this.pending.set(p.req, p);
+            p.sent = false;
+            p.send();
+            return;
+          }
+          finish();
+          reject(e);
+        },
         sent: false,
+        clockRetried: false,
+        offsetSent: this.offset,
         send: () => {
           const left = deadline - Date.now();
           if (left <= 0) return p.reject(new TimeoutError(type));
           // While disconnected the first copy waits in MQTT.js's queue; more would pile up.
           if (!p.sent || this.connected) {
-            this.mqtt.publish(this.o.uplinkTopic, JSON.stringify(this.envelope(type, req, left, body)), { qos: 1 });
+            p.offsetSent = this.offset;
+            this.mqtt.publish(this.o.uplinkTopic, JSON.stringify(this.envelope(type, p.req, left, body)), { qos: 1 });
             p.sent = true;
           }
           clearTimeout(timer);
           timer = setTimeout(p.send, Math.min(this.o.retryEvery, left));
         },
       };
-      this.pending.set(req, p);
+      this.pending.set(p.req, p);
       p.send();
     });
   }

@@ -772,3 +772,49 @@ async fn sdk_logs_in_with_the_three_auth_modes_and_refreshes_a_token() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_works_with_an_appliance_whose_clock_is_an_hour_off() {
+    let a = Appliance::start(&["--dev", "--fault-injection"]);
+    let port = a.ports.mqtt;
+    // Net shifts: an hour ahead of the devices, then an hour behind.
+    for (shift, name) in [("3600000", "ahead"), ("-7200000", "behind")] {
+        let http = a.ports.http;
+        let body = format!("{{\"ms\": {shift}}}");
+        let (status, _) = tokio::task::spawn_blocking(move || {
+            crate::common::http::request(
+                http,
+                "POST",
+                "/debug/faults/clock-shift",
+                &[],
+                Some(&body),
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(status, 202);
+        let (alice, _ea) = connected(port, &format!("GID_demo@@@alice-{name}")).await;
+        let (bob, mut eb) = connected(port, &format!("GID_demo@@@bob-{name}")).await;
+        let joined = alice
+            .start_call(&[&format!("bob-{name}")], Media::Audio)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: call.start: {e}"));
+        let call_id = joined.call.call_id.clone();
+        wait_for(&mut eb, "the invitation", |e| {
+            is_call(
+                e,
+                |c| matches!(c, CallEvent::Invite { call, .. } if call.call_id == call_id),
+            )
+        })
+        .await;
+        bob.accept(&call_id).await.expect("accept");
+        alice.hangup(&call_id).await.expect("hang up");
+        wait_for(&mut eb, "the end", |e| {
+            is_call(e, |c| matches!(c, CallEvent::Ended { .. }))
+        })
+        .await;
+        assert_eq!(bob.stats().stale, 0, "{name}: nothing dropped as stale");
+        alice.close().await;
+        bob.close().await;
+    }
+}

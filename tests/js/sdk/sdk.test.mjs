@@ -169,6 +169,31 @@ test('contacts: the instance users seen, online or not', async () => {
   assert.equal(later.find((u) => u.user === 'bob').online, false);
 });
 
+test('an appliance whose clock is an hour off: requests are answered, nothing is dropped as stale', async () => {
+  const a = await Appliance.start({ config: `[controller]\n${RING}\n`, args: ['--dev', '--fault-injection'] });
+  running.push(a);
+  // Net shifts: an hour ahead of the devices, then an hour behind.
+  for (const [ms, name] of [[3600000, 'ahead'], [-7200000, 'behind']]) {
+    const r = await fetch(`${a.http}/debug/faults/clock-shift`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ms }),
+    });
+    assert.equal(r.status, 202);
+    const alice = await device(a, `GID_demo@@@alice-${name}`);
+    const bob = await device(a, `GID_demo@@@bob-${name}`);
+    const invited = next(bob, 'call.invite');
+    const j = await alice.startCall([`bob-${name}`], { media: 'audio' });
+    await invited;
+    await bob.accept(j.call.call_id);
+    const ended = next(bob, 'call.ended');
+    await alice.hangup(j.call.call_id);
+    await ended;
+    assert.equal(bob.stats.stale, 0, `${name}: nothing dropped as stale`);
+    assert.ok(Math.abs(alice.offset - (name === 'ahead' ? 3600000 : -3600000)) < 15000, `${name}: offset ${alice.offset}`);
+    await alice.close();
+    await bob.close();
+  }
+});
+
 test('client ids and logins are checked before connecting', async () => {
   assert.throws(() => new Client({ mqtt, url: 'ws://x', clientId: 'alice' }), /@@@/);
   assert.throws(() => new Client({ mqtt, url: 'ws://x', clientId: 'GRP@@@alice' }), /GID_/);
