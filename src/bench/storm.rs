@@ -32,6 +32,8 @@ pub struct StormArgs {
 /// What one device saw after the restart.
 #[derive(Debug, Default, Clone, Copy)]
 struct Seen {
+    /// Why the last attempt failed (a count of the reasons is printed).
+    last_error: Option<&'static str>,
     connected: Option<Duration>,
     synced: Option<Duration>,
     queued: Option<Duration>,
@@ -60,7 +62,7 @@ fn serve(dir: &Path, mqtt_port: u16) -> anyhow::Result<Appliance> {
         .args(["--mqtt-port", &mqtt_port.to_string()])
         .args(["--mqtts-port", "0", "--ws-port", "0", "--wss-port", "0"])
         .args(["--http-port", "0", "--https-port", "0"])
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info,rmqtt=warn,sled=warn")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -173,6 +175,9 @@ async fn storm_device(
                 let at = t0.elapsed();
                 match e {
                     Some(Event::Connected { .. }) => { seen.connected.get_or_insert(at); }
+                    Some(Event::Disconnected { reason, .. }) => {
+                        seen.last_error = Some(classify(&reason));
+                    }
                     Some(Event::Synced(_)) => { seen.synced.get_or_insert(at); }
                     Some(Event::Message { payload, .. }) if payload.starts_with(b"queued-") => {
                         seen.copies += 1;
@@ -196,6 +201,24 @@ async fn storm_device(
         let _ = done.send((n, seen));
     }
     c.close().await;
+}
+
+/// A short name for a connection error (for the summary).
+fn classify(reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    if r.contains("refused") {
+        "connection refused"
+    } else if r.contains("timeout") || r.contains("timed out") {
+        "timeout"
+    } else if r.contains("reset") {
+        "connection reset"
+    } else if r.contains("too many open files") {
+        "too many open files"
+    } else if r.contains("connack") || r.contains("connection") {
+        "connection error"
+    } else {
+        "other"
+    }
 }
 
 /// Runs the storm and prints its figures as JSON.
@@ -279,6 +302,15 @@ pub async fn run(args: StormArgs) -> anyhow::Result<()> {
             .map(|s| from_restart(f(s)).unwrap_or(f64::INFINITY))
             .fold(0.0, f64::max)
     };
+    let mut errors = std::collections::BTreeMap::new();
+    for s in seen
+        .iter()
+        .filter(|s| s.synced.is_none() || s.queued.is_none())
+    {
+        *errors
+            .entry(s.last_error.unwrap_or("none"))
+            .or_insert(0usize) += 1;
+    }
     let figures = serde_json::json!({
         "devices": devices,
         "register_s": register_s,
@@ -288,10 +320,22 @@ pub async fn run(args: StormArgs) -> anyhow::Result<()> {
         "all_synced_after_restart_s": last(|s| s.synced),
         "all_queued_delivered_after_restart_s": last(|s| s.queued),
         "complete": complete,
+        "connected": seen.iter().filter(|s| s.connected.is_some()).count(),
+        "synced": seen.iter().filter(|s| s.synced.is_some()).count(),
+        "with_queued_message": seen.iter().filter(|s| s.queued.is_some()).count(),
         "queued_missing": seen.iter().filter(|s| s.copies == 0).count(),
         "queued_duplicates": seen.iter().filter(|s| s.copies > 1).count(),
         "appliance_rss_kib": super::rss_kib(a.child.id()).unwrap_or_default(),
+        "last_errors_of_incomplete": errors,
     });
     println!("{figures}");
+    if complete < devices {
+        let log = std::fs::read_to_string(dir.path().join("mqrtc.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        eprintln!("incomplete; the appliance's log ends:");
+        for l in tail.iter().rev() {
+            eprintln!("{l}");
+        }
+    }
     Ok(())
 }

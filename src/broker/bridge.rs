@@ -118,6 +118,7 @@ impl Tap {
 pub struct EmbeddedBridge {
     pub(crate) scx: ServerContext,
     pub(crate) tap: Arc<Tap>,
+    pub(crate) state: Arc<super::conns::BrokerState>,
     pub(crate) default_expiry: Duration,
 }
 
@@ -128,17 +129,7 @@ impl MessageBridge for EmbeddedBridge {
     }
 
     async fn connected_clients(&self) -> Result<Vec<String>, BridgeError> {
-        let sessions: Vec<_> = {
-            let shared = self.scx.extends.shared().await;
-            shared.iter().filter_map(|e| e.session()).collect()
-        };
-        let mut online = Vec::new();
-        for s in sessions {
-            if s.connected().await.unwrap_or(false) {
-                online.push(s.id.client_id.to_string());
-            }
-        }
-        Ok(online)
+        Ok(self.state.online.iter().map(|e| e.key().clone()).collect())
     }
 
     async fn publish(&self, msg: Downlink) -> Result<(), BridgeError> {

@@ -253,6 +253,9 @@ pub(crate) struct BrokerState {
     pub tarpit: crate::tarpit::Tarpit,
     /// Connection and publish-rate limits.
     pub limits: super::limits::Limits,
+    /// Client ids with an open connection, and since when (kept by the
+    /// connect hooks, so listing them awaits no session).
+    pub online: DashMap<String, i64>,
     /// Recent connection events.
     pub activity: super::activity::Activity,
     /// The live topic tail.

@@ -94,6 +94,8 @@ impl Handler for Hooks {
                 self.state.conns.accept(&s.id.client_id, s.id.create_time);
                 let ip = s.id.remote_addr.map(|a| a.ip());
                 self.state.limits.connected(ip);
+                let since = s.id.create_time;
+                self.state.online.insert(s.id.client_id.to_string(), since);
                 note(&self.state.activity, &s.id, "connected", String::new(), s).await;
                 self.presence(&s.id.client_id, true, String::new());
                 (true, acc)
@@ -107,6 +109,8 @@ impl Handler for Hooks {
                 st.conns.remove(&s.id.client_id, s.id.create_time, will);
                 let ip = s.id.remote_addr.map(|a| a.ip());
                 st.limits.disconnected(ip, &s.id.client_id);
+                let id: &str = &s.id.client_id;
+                st.online.remove_if(id, |_, t| *t == s.id.create_time);
                 note(
                     &self.state.activity,
                     &s.id,

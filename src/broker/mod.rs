@@ -166,6 +166,7 @@ impl Broker {
             activity: activity::Activity::new(ACTIVITY_EVENTS),
             tail: tail::TailHub::new(),
             limits: limits::Limits::new(&s.limits),
+            online: dashmap::DashMap::new(),
             tarpit: crate::tarpit::Tarpit::new(
                 s.limits.auth_failures_before_delay,
                 Duration::from_secs(600),
@@ -208,6 +209,7 @@ impl Broker {
         }
         let bridge = Arc::new(EmbeddedBridge {
             scx: scx.clone(),
+            state: state.clone(),
             tap,
             default_expiry: Duration::from_secs(s.limits.offline_message_ttl_secs),
         });
