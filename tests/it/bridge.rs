@@ -58,8 +58,12 @@ fn in_runtime(f: impl std::future::Future<Output = ()>) {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(f);
+    // A failure must not drop the runtime (that waits for the parked task).
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(f)));
     rt.shutdown_background();
+    if let Err(p) = r {
+        std::panic::resume_unwind(p);
+    }
 }
 
 #[test]
@@ -102,34 +106,34 @@ async fn uplinks_events_and_inprocess_publishing_async() {
     assert_eq!(&up.payload[..], b"{\"type\":\"call\"}");
     assert!(!up.is_will);
 
-    // Connect and disconnect events carry client ids.
+    // Connect and disconnect events carry client ids. They are coalesced
+    // per client (the latest state wins), so the connect is awaited while
+    // the client is still connected.
     let bob = "GID_web@@@bridge-bob";
-    let o = sh(
-        "mosquitto_sub",
-        [
-            "-p",
-            &p,
-            "-i",
-            bob,
-            "-c",
-            "-q",
-            "1",
-            "-t",
-            "rtc_event/x",
-            "-W",
-            "1",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-    )
-    .await;
-    assert!(text(&o).contains("Timed out"));
+    let args: Vec<String> = [
+        "-p",
+        &p,
+        "-i",
+        bob,
+        "-c",
+        "-q",
+        "1",
+        "-t",
+        "rtc_event/x",
+        "-W",
+        "3",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let sub = tokio::spawn(sh("mosquitto_sub", args));
     next(
         &mut rx,
         |e| matches!(e, BridgeEvent::Connected { client_id, .. } if client_id == bob),
     )
     .await;
+    let o = sub.await.unwrap();
+    assert!(text(&o).contains("Timed out"));
     next(
         &mut rx,
         |e| matches!(e, BridgeEvent::Disconnected { client_id, .. } if client_id == bob),
