@@ -27,6 +27,9 @@ pub struct StormArgs {
     /// Seconds the appliance stays down between the kill and the restart.
     #[arg(long, default_value_t = 1)]
     pub down_secs: u64,
+    /// Milliseconds between the last PUBACK of the queued messages and the kill.
+    #[arg(long, default_value_t = 500)]
+    pub settle_ms: u64,
 }
 
 /// What one device saw after the restart.
@@ -249,8 +252,8 @@ pub async fn run(args: StormArgs) -> anyhow::Result<()> {
     registered.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     let register_s = started.elapsed().as_secs_f64();
     queue_messages(devices, port, &creds).await?;
-    // Session storage writes every 10 ms; give it a margin before the kill.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Session storage writes every 10 ms once a message reached it.
+    tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
 
     a.child.kill().context("kill -9")?;
     let _ = a.child.wait();
@@ -289,12 +292,14 @@ pub async fn run(args: StormArgs) -> anyhow::Result<()> {
             _ = &mut deadline => break,
         }
     }
-    // Late duplicates have a moment to show up.
+    // Late duplicates have a moment to show up; then every device stops
+    // and reports (the incomplete ones with why they last failed).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    while let Ok((n, s)) = done.try_recv() {
+    let _ = stop_tx.send(true);
+    drop(done_tx);
+    while let Ok(Some((n, s))) = tokio::time::timeout(Duration::from_secs(10), done.recv()).await {
         seen[n] = s;
     }
-    let _ = stop_tx.send(true);
     let from_restart =
         |d: Option<Duration>| d.map(|d| (d.saturating_sub(restart_at)).as_secs_f64());
     let last = |f: fn(&Seen) -> Option<Duration>| {
