@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The vendored rmqtt crates (vendor/rmqtt, vendor/rmqtt-net,
+# The vendored rmqtt crates (vendor/rmqtt, vendor/rmqtt-net, vendor/rmqtt-session-storage,
 # vendor/rmqtt-storage) are their crates.io releases plus the patch series
 # in vendor/patches/<crate>/, applied in order; vendor/<crate>/PATCHES.md
 # says what each change is for and which test covers it.
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CRATES="rmqtt:0.24.0 rmqtt-net:0.5.0 rmqtt-storage:0.11.1"
+CRATES="rmqtt:0.24.0 rmqtt-net:0.5.0 rmqtt-storage:0.11.1 rmqtt-session-storage:0.24.0"
 CACHE="${VENDOR_CACHE:-target/vendor-upstream}"
 mkdir -p "$CACHE"
 
@@ -60,7 +60,7 @@ case "${1:-}" in
     ;;
   new-patch)
     name="${2:?crate}" title="${3:?name}"
-    version=$(for c in $CRATES; do [ "${c%:*}" = "$name" ] && echo "${c#*:}"; done)
+    version=$(for c in $CRATES; do if [ "${c%:*}" = "$name" ]; then echo "${c#*:}"; fi; done)
     [ -n "$version" ] || { echo "unknown crate $name" >&2; exit 2; }
     patched "$name" "$version" "$work/a"
     cp -a "vendor/$name" "$work/b"

@@ -38,10 +38,13 @@ pub struct Running {
 
 /// Starts everything `cfg` describes and returns once MQTT and HTTP answer.
 pub async fn start(cfg: Config) -> anyhow::Result<Running> {
+    let began = std::time::Instant::now();
+    let ms = |since: std::time::Instant| since.elapsed().as_millis() as u64;
     warn_if_clock_is_behind();
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let store = open_store(&cfg).await?;
+    let store_ms = ms(began);
     let mut dir = blocking(&store, |s| s.directory()).await?;
     if cfg.dev {
         dir.passwordless_instance = Some(DEMO_INSTANCE.into());
@@ -78,6 +81,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .await
         .context("while starting the broker")?,
     );
+    let broker_ms = ms(began);
     let bp = broker.ports();
     let watcher = tokio::spawn(follow_provisioning(broker.clone()));
 
@@ -108,6 +112,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     } else {
         None
     };
+    let controller_ms = ms(began);
     if cfg.fault_injection {
         tracing::warn!("fault injection is on (/debug/faults): for tests only");
     }
@@ -166,6 +171,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     tracing::info!(
         mqtt = ports.mqtt, mqtts = ports.mqtts, ws = ports.ws, wss = ports.wss, http = ports.http,
         https = ports.https, bind = %cfg.bind, public_host, data_dir = %cfg.data_dir.display(), dev = cfg.dev, standard_mqtt = cfg.standard_mqtt,
+        store_ms, broker_ms, controller_ms, ready_ms = ms(began),
         "mqrtc ready"
     );
     Ok(Running {

@@ -30,6 +30,12 @@ pub struct StormArgs {
     /// Milliseconds between the last PUBACK of the queued messages and the kill.
     #[arg(long, default_value_t = 500)]
     pub settle_ms: u64,
+    /// Copy the appliance's log (both runs) here when done.
+    #[arg(long)]
+    pub keep_log: Option<std::path::PathBuf>,
+    /// Copy the data dir as the kill left it here (to replay the restart).
+    #[arg(long)]
+    pub keep_data: Option<std::path::PathBuf>,
 }
 
 /// What one device saw after the restart.
@@ -41,6 +47,9 @@ struct Seen {
     synced: Option<Duration>,
     queued: Option<Duration>,
     copies: u32,
+    /// Connections made after the restart, and how many found no session.
+    connects: u32,
+    fresh_sessions: u32,
 }
 
 struct Appliance {
@@ -65,7 +74,10 @@ fn serve(dir: &Path, mqtt_port: u16) -> anyhow::Result<Appliance> {
         .args(["--mqtt-port", &mqtt_port.to_string()])
         .args(["--mqtts-port", "0", "--ws-port", "0", "--wss-port", "0"])
         .args(["--http-port", "0", "--https-port", "0"])
-        .env("RUST_LOG", "info,rmqtt=warn,sled=warn")
+        .env(
+            "RUST_LOG",
+            "info,rmqtt=warn,sled=warn,rmqtt_session_storage=info,rmqtt_storage=info",
+        )
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -156,6 +168,27 @@ async fn queue_messages(devices: usize, port: u16, creds: &Credentials) -> anyho
     Ok(())
 }
 
+/// Milliseconds until the appliance reports no message for an offline
+/// device waiting to be written to its session store.
+async fn store_drained(dir: &Path) -> anyhow::Result<u128> {
+    let started = Instant::now();
+    let http = std::net::SocketAddr::from(([127, 0, 0, 1], crate::app::read_ports(dir)?.http));
+    loop {
+        let (_, body) = crate::probe::http_get(http, "/healthz", Duration::from_secs(5)).await?;
+        let health: crate::http::Health = serde_json::from_str(&body)?;
+        if health.broker.session_writes_pending == 0 {
+            return Ok(started.elapsed().as_millis());
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "{} session writes still pending after 120 s",
+                health.broker.session_writes_pending
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Device `n` from its first reconnect attempt on: reports what it saw.
 async fn storm_device(
     n: usize,
@@ -177,7 +210,11 @@ async fn storm_device(
             e = events.recv() => {
                 let at = t0.elapsed();
                 match e {
-                    Some(Event::Connected { .. }) => { seen.connected.get_or_insert(at); }
+                    Some(Event::Connected { session_present }) => {
+                        seen.connected.get_or_insert(at);
+                        seen.connects += 1;
+                        seen.fresh_sessions += u32::from(!session_present);
+                    }
                     Some(Event::Disconnected { reason, .. }) => {
                         seen.last_error = Some(classify(&reason));
                     }
@@ -251,13 +288,31 @@ pub async fn run(args: StormArgs) -> anyhow::Result<()> {
         .await;
     registered.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     let register_s = started.elapsed().as_secs_f64();
+    let queueing = Instant::now();
     queue_messages(devices, port, &creds).await?;
+    let queue_s = queueing.elapsed().as_secs_f64();
+    let acked = Instant::now();
+    let drained_ms = store_drained(dir.path()).await?;
     // Session storage writes every 10 ms once a message reached it.
     tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
+    let kill_after_ack_ms = acked.elapsed().as_millis();
 
     a.child.kill().context("kill -9")?;
     let _ = a.child.wait();
     let _ = std::fs::remove_file(dir.path().join("ports.json"));
+    if let Some(to) = &args.keep_data {
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(dir.path())
+            .arg(to)
+            .status()?;
+        anyhow::ensure!(
+            status.success(),
+            "cp -a {} {}: {status}",
+            dir.path().display(),
+            to.display()
+        );
+    }
     let t0 = Instant::now();
     let (done_tx, mut done) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -319,6 +374,9 @@ pub async fn run(args: StormArgs) -> anyhow::Result<()> {
     let figures = serde_json::json!({
         "devices": devices,
         "register_s": register_s,
+        "queue_s": queue_s,
+        "store_drained_after_last_puback_ms": drained_ms,
+        "killed_after_last_puback_ms": kill_after_ack_ms,
         "down_s": restart_at.as_secs_f64(),
         "ready_after_restart_s": (ready_at - restart_at).as_secs_f64(),
         "all_connected_after_restart_s": last(|s| s.connected),
@@ -332,8 +390,15 @@ pub async fn run(args: StormArgs) -> anyhow::Result<()> {
         "queued_duplicates": seen.iter().filter(|s| s.copies > 1).count(),
         "appliance_rss_kib": super::rss_kib(a.child.id()).unwrap_or_default(),
         "last_errors_of_incomplete": errors,
+        "incomplete_connects": seen.iter().filter(|s| s.queued.is_none()).map(|s| s.connects).sum::<u32>(),
+        "incomplete_fresh_sessions": seen.iter().filter(|s| s.queued.is_none()).map(|s| s.fresh_sessions).sum::<u32>(),
+        "fresh_sessions": seen.iter().map(|s| s.fresh_sessions).sum::<u32>(),
+        "connects": seen.iter().map(|s| s.connects).sum::<u32>(),
     });
     println!("{figures}");
+    if let Some(to) = &args.keep_log {
+        std::fs::copy(dir.path().join("mqrtc.log"), to).context("copying the log")?;
+    }
     if complete < devices {
         let log = std::fs::read_to_string(dir.path().join("mqrtc.log")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(60).collect();

@@ -45,10 +45,6 @@ use crate::policy::Rules;
 /// window in which a `kill -9` can lose PUBACKed offline messages.
 pub const SESSION_FLUSH_MS: u64 = 10;
 
-/// The session-storage plugin's executor; created here first with one
-/// worker so queued messages are written (and come back) in order.
-const OFFLINE_EXEC: (&str, usize, usize) = ("SESSION_STORAGE_OFFLINE_EXEC", 1, 1_000_000);
-
 /// Where a newer provisioning snapshot can come from. The broker asks it
 /// before refusing a CONNECT for an unknown group or credential, so a
 /// credential created a moment ago (by the CLI, in another process) works
@@ -136,7 +132,6 @@ impl Broker {
         source: Option<Arc<dyn DirectorySource>>,
     ) -> Result<Broker, BrokerError> {
         let scx = context(&s).await?;
-        let _ = scx.get_exec(OFFLINE_EXEC);
         sessions::open(&scx, &s.state_dir).await?;
         rmqtt_shared_subscription::register(&scx, true, false)
             .await
@@ -231,7 +226,10 @@ impl Broker {
 
     /// The refusal and drop counters.
     pub fn stats(&self) -> StatsSnapshot {
-        self.stats.snapshot()
+        StatsSnapshot {
+            session_writes_pending: rmqtt_session_storage::offline_writes_pending(),
+            ..self.stats.snapshot()
+        }
     }
 
     /// Connected clients right now.
@@ -270,12 +268,10 @@ impl Broker {
             || Reason::from(rmqtt::session::SERVER_SHUTTING_DOWN),
         )
         .await;
-        let exec = self.scx.get_exec(OFFLINE_EXEC);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while tokio::time::Instant::now() < deadline
             && (self.scx.connections.count() > 0
-                || exec.waiting_count() > 0
-                || exec.active_count() > 0)
+                || rmqtt_session_storage::offline_writes_pending() > 0)
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -18,21 +18,25 @@ const SAVED: &str = "sessions.saved.json";
 
 /// Opens the store and restores the sessions it holds.
 pub(crate) async fn open(scx: &ServerContext, state_dir: &Path) -> Result<(), BrokerError> {
-    rmqtt_session_storage::register(scx, true, false)
-        .await
-        .map_err(|e| {
-            let dir = state_dir.join("sessions");
-            BrokerError::Plugin {
-                plugin: "session storage",
-                reason: format!(
-                    "{e}. The session store {dir} cannot be opened. To start without it, \
+    let began = std::time::Instant::now();
+    let opened = rmqtt_session_storage::register(scx, true, false).await;
+    tracing::info!(
+        ms = began.elapsed().as_millis() as u64,
+        "session store loaded"
+    );
+    opened.map_err(|e| {
+        let dir = state_dir.join("sessions");
+        BrokerError::Plugin {
+            plugin: "session storage",
+            reason: format!(
+                "{e}. The session store {dir} cannot be opened. To start without it, \
                      move it aside (mv {dir} {dir}.broken) and start again: devices reconnect and \
                      subscribe again, messages queued for offline devices are lost \
                      (docs/operations.md, \"A damaged session store\")",
-                    dir = dir.display()
-                ),
-            }
-        })
+                dir = dir.display()
+            ),
+        }
+    })
 }
 
 /// Sessions that outlive their connection (clean session off).

@@ -77,6 +77,10 @@ pub struct StatsSnapshot {
     /// PUBLISHes refused by `max_publish_rate`.
     #[serde(default)]
     pub rate_refusals: u64,
+    /// Messages for offline devices not yet written to the session store
+    /// (a gauge: what a `kill -9` now would lose).
+    #[serde(default)]
+    pub session_writes_pending: u64,
 }
 
 pub(crate) fn bump(c: &AtomicU64) -> u64 {
@@ -107,6 +111,7 @@ impl BrokerStats {
             sessions_lost: r(&self.sessions_lost),
             connection_limit_refusals: r(&self.connection_limit_refusals),
             rate_refusals: r(&self.rate_refusals),
+            session_writes_pending: 0,
         }
     }
 }

@@ -225,6 +225,7 @@ enum Command {
 
     // Iterator operation
     #[allow(clippy::type_complexity)]
+    #[allow(dead_code)] // mqrtc patch 2: iterators step in place
     IterNext(
         sled::Iter,
         oneshot::Sender<(sled::Iter, Option<sled::Result<(IVec, IVec)>>)>,
@@ -2565,12 +2566,8 @@ impl Map for SledStorageMap {
         K: AsRef<[u8]> + Sync + Send,
         V: DeserializeOwned + Sync + Send,
     {
-        let (tx, rx) = oneshot::channel();
-        self.db
-            .cmd_send(Command::MapGet(self.clone(), key.as_ref().into(), tx))
-            .await?;
-
-        match rx.await?? {
+        // mqrtc patch 2: read here, without a round trip to the command thread.
+        match self._get(key.as_ref().into())? {
             Some(v) => Ok(Some(postcard::from_bytes::<V>(v.as_ref())?)),
             None => Ok(None),
         }
@@ -3401,10 +3398,8 @@ impl List for SledStorageList {
     where
         V: DeserializeOwned + Sync + Send,
     {
-        let (tx, rx) = oneshot::channel();
-        self.db.cmd_send(Command::ListAll(self.clone(), tx)).await?;
-
-        rx.await??
+        // mqrtc patch 2: read here, without a round trip to the command thread.
+        self._all()?
             .iter()
             .map(|v| postcard::from_bytes::<V>(v.as_ref()).map_err(|e| anyhow!(e)))
             .collect::<Result<Vec<_>>>()
@@ -3588,6 +3583,7 @@ impl SledStorageList {
 
 /// Async iterator for map items
 pub struct AsyncIter<'a, V> {
+    #[allow(dead_code)] // mqrtc patch 2
     db: &'a SledStorageDB,
     prefix_len: usize,
     iter: Option<sled::Iter>,
@@ -3609,19 +3605,9 @@ where
 
     async fn next(&mut self) -> Option<Self::Item> {
         let mut iter = self.iter.take()?;
-        let (tx, rx) = oneshot::channel();
-        if let Err(e) = self.db.cmd_send(Command::IterNext(iter, tx)).await {
-            return Some(Err(e));
-        }
-        let item = match rx.await {
-            Err(e) => {
-                return Some(Err(anyhow::Error::new(e)));
-            }
-            Ok((it, item)) => {
-                iter = it;
-                item
-            }
-        };
+        // mqrtc patch 2: step the iterator here; a round trip to the
+        // command thread per key made loading 10,000 sessions take seconds.
+        let item = iter.next();
 
         match item {
             None => None,
@@ -3642,6 +3628,7 @@ where
 
 /// Async iterator for map keys
 pub struct AsyncKeyIter<'a> {
+    #[allow(dead_code)] // mqrtc patch 2
     db: &'a SledStorageDB,
     prefix_len: usize,
     iter: Option<sled::Iter>,
@@ -3659,19 +3646,9 @@ impl AsyncIterator for AsyncKeyIter<'_> {
 
     async fn next(&mut self) -> Option<Self::Item> {
         let mut iter = self.iter.take()?;
-        let (tx, rx) = oneshot::channel();
-        if let Err(e) = self.db.cmd_send(Command::IterNext(iter, tx)).await {
-            return Some(Err(e));
-        }
-        let item = match rx.await {
-            Err(e) => {
-                return Some(Err(anyhow::Error::new(e)));
-            }
-            Ok((it, item)) => {
-                iter = it;
-                item
-            }
-        };
+        // mqrtc patch 2: step the iterator here; a round trip to the
+        // command thread per key made loading 10,000 sessions take seconds.
+        let item = iter.next();
 
         return match item {
             None => None,
@@ -3687,6 +3664,7 @@ impl AsyncIterator for AsyncKeyIter<'_> {
 
 /// Async iterator for list values
 pub struct AsyncListValIter<'a, V> {
+    #[allow(dead_code)] // mqrtc patch 2
     db: &'a SledStorageDB,
     iter: Option<sled::Iter>,
     _m: std::marker::PhantomData<V>,
@@ -3707,19 +3685,9 @@ where
 
     async fn next(&mut self) -> Option<Self::Item> {
         let mut iter = self.iter.take()?;
-        let (tx, rx) = oneshot::channel();
-        if let Err(e) = self.db.cmd_send(Command::IterNext(iter, tx)).await {
-            return Some(Err(e));
-        }
-        let item = match rx.await {
-            Err(e) => {
-                return Some(Err(anyhow::Error::new(e)));
-            }
-            Ok((it, item)) => {
-                iter = it;
-                item
-            }
-        };
+        // mqrtc patch 2: step the iterator here; a round trip to the
+        // command thread per key made loading 10,000 sessions take seconds.
+        let item = iter.next();
 
         match item {
             None => None,
@@ -3757,6 +3725,7 @@ where
 
 /// Async iterator for maps
 pub struct AsyncMapIter<'a> {
+    #[allow(dead_code)] // mqrtc patch 2
     db: &'a SledStorageDB,
     iter: Option<sled::Iter>,
 }
@@ -3783,19 +3752,9 @@ impl AsyncIterator for AsyncMapIter<'_> {
     async fn next(&mut self) -> Option<Self::Item> {
         let mut iter = self.iter.take()?;
         loop {
-            let (tx, rx) = oneshot::channel();
-            if let Err(e) = self.db.cmd_send(Command::IterNext(iter, tx)).await {
-                return Some(Err(e));
-            }
-            let item = match rx.await {
-                Err(e) => {
-                    return Some(Err(anyhow::Error::new(e)));
-                }
-                Ok((it, item)) => {
-                    iter = it;
-                    item
-                }
-            };
+            // mqrtc patch 2: step the iterator here; a round trip to the
+            // command thread per key made loading 10,000 sessions take seconds.
+            let item = iter.next();
 
             match item {
                 None => return None,
@@ -3815,6 +3774,7 @@ impl AsyncIterator for AsyncMapIter<'_> {
 
 /// Async iterator for lists
 pub struct AsyncListIter<'a> {
+    #[allow(dead_code)] // mqrtc patch 2
     db: &'a SledStorageDB,
     iter: Option<sled::Iter>,
 }
@@ -3832,19 +3792,9 @@ impl AsyncIterator for AsyncListIter<'_> {
     async fn next(&mut self) -> Option<Self::Item> {
         let mut iter = self.iter.take()?;
         loop {
-            let (tx, rx) = oneshot::channel();
-            if let Err(e) = self.db.cmd_send(Command::IterNext(iter, tx)).await {
-                return Some(Err(e));
-            }
-            let item = match rx.await {
-                Err(e) => {
-                    return Some(Err(anyhow::Error::new(e)));
-                }
-                Ok((it, item)) => {
-                    iter = it;
-                    item
-                }
-            };
+            // mqrtc patch 2: step the iterator here; a round trip to the
+            // command thread per key made loading 10,000 sessions take seconds.
+            let item = iter.next();
             return match item {
                 None => None,
                 Some(Err(e)) => Some(Err(anyhow::Error::new(e))),
@@ -3863,6 +3813,7 @@ impl AsyncIterator for AsyncListIter<'_> {
 
 /// Async iterator for database keys with pattern matching
 pub struct AsyncDbKeyIter<'a> {
+    #[allow(dead_code)] // mqrtc patch 2
     db: &'a SledStorageDB,
     pattern: Pattern,
     iter: Option<sled::Iter>,
@@ -3881,19 +3832,9 @@ impl AsyncIterator for AsyncDbKeyIter<'_> {
     async fn next(&mut self) -> Option<Self::Item> {
         let mut iter = self.iter.take()?;
         loop {
-            let (tx, rx) = oneshot::channel();
-            if let Err(e) = self.db.cmd_send(Command::IterNext(iter, tx)).await {
-                return Some(Err(e));
-            }
-            let item = match rx.await {
-                Err(e) => {
-                    return Some(Err(anyhow::Error::new(e)));
-                }
-                Ok((it, item)) => {
-                    iter = it;
-                    item
-                }
-            };
+            // mqrtc patch 2: step the iterator here; a round trip to the
+            // command thread per key made loading 10,000 sessions take seconds.
+            let item = iter.next();
 
             return match item {
                 None => None,

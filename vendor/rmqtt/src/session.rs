@@ -475,6 +475,10 @@ impl SessionState {
                 msg = self.rx.next() => {
                     log::debug!("{:?} recv offline msg: {:?}", self.id, msg);
                     if let Some(msg) = msg {
+                        let (msg, stored) = match msg {
+                            Message::ForwardStored(from, p, stored) => (Message::Forward(from, p), Some(stored)),
+                            msg => (msg, None),
+                        };
                         match msg {
                             Message::Forward(from, p) => {
 
@@ -485,6 +489,10 @@ impl SessionState {
                                     log::debug!("{:?} offline deliver_dropped, from: {:?}, {:?}", self.id, from, p);
                                     //hook, message_dropped
                                    self.scx.extends.hook_mgr().message_dropped(Some(self.id.clone()), from, p, Reason::MessageQueueFull).await;
+                                }
+                                // mqrtc patch 11: stored; its sender may acknowledge it.
+                                if let Some(stored) = stored {
+                                    let _ = stored.send(());
                                 }
                             },
                             Message::Kick(sender, by_id, clean_start, is_admin) => {
@@ -499,7 +507,7 @@ impl SessionState {
                                     // dropped on session transfer (reconnect while the broker
                                     // is still draining a large offline backlog).
                                     let mut drained = 0usize;
-                                    while let Ok(Message::Forward(from, p)) = self.rx.try_recv() {
+                                    while let Ok(Message::Forward(from, p) | Message::ForwardStored(from, p, _)) = self.rx.try_recv() {
                                         // hook, offline_message — same as the main offline event
                                         // loop so hook consumers (web-hook `offline_message`
                                         // rule, sys-topic offline counters, audit plugins) do not
@@ -534,6 +542,14 @@ impl SessionState {
                                     log::warn!("{:?} offline Kick sender is closed, to {:?}, clean_start: {}, is_admin: {}", self.id, by_id, clean_start, is_admin);
                                 }
                             },
+                            // mqrtc patch 12: a session whose connection died before
+                            // its online loop took the hand-over takes it here;
+                            // what it forwards to itself is stored as above.
+                            Message::SessionStateTransfer(offline_info, clean_start) => {
+                                if let Err(e) = self.transfer_session_state(clean_start, offline_info).await {
+                                    log::warn!("{:?} offline transfer session state error, {e}", self.id);
+                                }
+                            }
                             _ => {
                                 log::debug!("{:?} offline receive message is {:?}", self.id, msg);
                             }
@@ -645,7 +661,7 @@ impl SessionState {
         Io: AsyncRead + AsyncWrite + Unpin,
     {
         match msg {
-            Message::Forward(from, p) => {
+            Message::Forward(from, p) | Message::ForwardStored(from, p, _) => {
                 if let Err((from, p)) = deliver_queue_tx.send((from, p)).await {
                     log::debug!("{:?} deliver_dropped, from: {:?}, {:?}", self.id, from, p);
                     //hook, message_dropped

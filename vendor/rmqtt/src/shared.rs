@@ -81,6 +81,10 @@ use crate::session::Session;
 use crate::types::*;
 use crate::Result;
 
+/// mqrtc patch 11: how long a forward waits for offline recipients to store
+/// a QoS 1/2 message before it is acknowledged anyway.
+pub const FORWARD_STORE_WAIT: Duration = Duration::from_secs(3);
+
 /// Represents a client session entry in the shared state.
 ///
 /// Provides atomic operations for session lifecycle management,
@@ -886,6 +890,7 @@ impl Shared for DefaultShared {
     {
         let mut errs = Vec::new();
         let mut ok_recipients: ForwardedRecipients = Vec::new();
+        let mut stored = Vec::new();
 
         for (topic_filter, client_id, opts, sub_ids, group_shared) in relations.drain(..) {
             let retain = if let Some(retain_as_published) = opts.retain_as_published() {
@@ -930,7 +935,15 @@ impl Shared for DefaultShared {
                 continue;
             };
 
-            if let Err(e) = tx.unbounded_send(Message::Forward(from.clone(), p)) {
+            // mqrtc patch 11: a QoS 1/2 message is acknowledged to its sender
+            // only once an offline recipient has stored it.
+            let (msg, stored_rx) = if matches!(p.qos, crate::codec::types::QoS::AtMostOnce) {
+                (Message::Forward(from.clone(), p), None)
+            } else {
+                let (stored_tx, stored_rx) = oneshot::channel();
+                (Message::ForwardStored(from.clone(), p, stored_tx), Some(stored_rx))
+            };
+            if let Err(e) = tx.unbounded_send(msg) {
                 log::warn!(
                     "forwards_to failed, from:{:?}, to:{:?}, topic_filter:{:?}, topic:{:?}, reason:{:?}",
                     from,
@@ -939,10 +952,11 @@ impl Shared for DefaultShared {
                     publish.topic,
                     e
                 );
-                if let Message::Forward(from, p) = e.into_inner() {
+                if let Message::Forward(from, p) | Message::ForwardStored(from, p, _) = e.into_inner() {
                     errs.push((to, from, p, Reason::from_static("Connection Tx is closed")));
                 }
             } else {
+                stored.extend(stored_rx);
                 // Collect successful session info with shared group expansion
                 if let Some((group, _, cids)) = &group_shared {
                     for g_cid in cids {
@@ -956,6 +970,13 @@ impl Shared for DefaultShared {
                     ok_recipients.push((client_id, None));
                 }
             }
+        }
+
+        // mqrtc patch 11: wait (bounded) for offline recipients to store it.
+        if !stored.is_empty()
+            && tokio::time::timeout(FORWARD_STORE_WAIT, futures::future::join_all(stored)).await.is_err()
+        {
+            log::warn!("forwards_to: session storage did not take a message in {FORWARD_STORE_WAIT:?}");
         }
 
         if errs.is_empty() {

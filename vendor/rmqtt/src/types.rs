@@ -2000,6 +2000,10 @@ impl StoredMessage {
 #[derive(Debug)]
 pub enum Message {
     Forward(From, Publish),
+    /// mqrtc patch 11: a QoS 1/2 forward whose sender waits until an offline
+    /// recipient has handed it to session storage (`()` sent). An online
+    /// recipient drops the sender at once.
+    ForwardStored(From, Publish, oneshot::Sender<()>),
     SendRerelease(OutInflightMessage),
     Kick(oneshot::Sender<()>, Id, CleanStart, IsAdmin),
     // Disconnect(Disconnect),

@@ -191,9 +191,14 @@ where
                 .session_present()
                 .await
                 .map_err(|e| (ConnectAckReason::V3(ConnectAckReasonV3::ServiceUnavailable), e))?;
-            sink.send_connect_ack(ConnectAckReasonV3::ConnectionAccepted, session_present)
-                .await
-                .map_err(|e| (ConnectAckReason::V3(ConnectAckReasonV3::ServiceUnavailable), e))?;
+            // mqrtc patch 12: the session is registered and may hold what an
+            // earlier session handed over; if the CONNACK cannot be written
+            // (the client gave up waiting), run it anyway: the dead socket
+            // ends it at once and it goes offline keeping those messages.
+            // Dropping it here lost them, and the client stayed "connected".
+            if let Err(e) = sink.send_connect_ack(ConnectAckReasonV3::ConnectionAccepted, session_present).await {
+                log::info!("{id:?} CONNACK not sent, {e}");
+            }
             Ok((state, keep_alive))
         }
         Ok(Err((ack_code, e))) => {

@@ -199,9 +199,14 @@ where
         .await
     {
         Ok(Ok((state, ack, keep_alive))) => {
-            sink.send_connect_ack(ack)
-                .await
-                .map_err(|e| (ConnectAckReason::V5(ConnectAckReasonV5::ServerUnavailable), e))?;
+            // mqrtc patch 12: the session is registered and may hold what an
+            // earlier session handed over; if the CONNACK cannot be written
+            // (the client gave up waiting), run it anyway: the dead socket
+            // ends it at once and it goes offline keeping those messages.
+            // Dropping it here lost them, and the client stayed "connected".
+            if let Err(e) = sink.send_connect_ack(ack).await {
+                log::info!("{id:?} CONNACK not sent, {e}");
+            }
             Ok((state, keep_alive))
         }
         Ok(Err((ack_code, e))) => {
