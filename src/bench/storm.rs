@@ -362,6 +362,13 @@ pub async fn run(args: StormArgs) -> anyhow::Result<()> {
             .map(|s| from_restart(f(s)).unwrap_or(f64::INFINITY))
             .fold(0.0, f64::max)
     };
+    let mut synced: Vec<f64> = seen.iter().filter_map(|s| from_restart(s.synced)).collect();
+    synced.sort_by(f64::total_cmp);
+    let pct = |q: f64| {
+        synced
+            .get(((synced.len() as f64 * q).ceil() as usize).saturating_sub(1))
+            .copied()
+    };
     let mut errors = std::collections::BTreeMap::new();
     for s in seen
         .iter()
@@ -381,6 +388,8 @@ pub async fn run(args: StormArgs) -> anyhow::Result<()> {
         "ready_after_restart_s": (ready_at - restart_at).as_secs_f64(),
         "all_connected_after_restart_s": last(|s| s.connected),
         "all_synced_after_restart_s": last(|s| s.synced),
+        "synced_p50_after_restart_s": pct(0.50),
+        "synced_p99_after_restart_s": pct(0.99),
         "all_queued_delivered_after_restart_s": last(|s| s.queued),
         "complete": complete,
         "connected": seen.iter().filter(|s| s.connected.is_some()).count(),

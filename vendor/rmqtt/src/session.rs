@@ -684,6 +684,30 @@ impl SessionState {
                     is_admin
                 );
                 if !sender.is_closed() {
+                    // mqrtc patch 13: what waits behind the Kick belongs to the
+                    // session being taken over; the kicker collects only the
+                    // deliver queue and the inflight window, so move it there
+                    // first (the offline loop does the same). A session that had
+                    // just taken over its predecessor's messages forwards them
+                    // to itself; a device that reconnected again at once lost
+                    // them here.
+                    while let Ok(m) = self.rx.try_recv() {
+                        match m {
+                            Message::Forward(from, p) | Message::ForwardStored(from, p, _) => {
+                                if let Err((from, p)) = deliver_queue_tx.send((from, p)).await {
+                                    self.scx
+                                        .extends
+                                        .hook_mgr()
+                                        .message_dropped(Some(self.id.clone()), from, p, Reason::MessageQueueFull)
+                                        .await;
+                                }
+                            }
+                            Message::SendRerelease(iflt_msg) => {
+                                self.out_inflight().write().await.push_back(iflt_msg);
+                            }
+                            other => log::debug!("{:?} Kick, dropped {:?}", self.id, other),
+                        }
+                    }
                     if sender.send(()).is_err() {
                         log::warn!("{:?} Message::Kick, send response error, sender is closed", self.id);
                     }
