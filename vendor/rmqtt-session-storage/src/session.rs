@@ -29,6 +29,7 @@ use rmqtt::{
     Result,
 };
 
+#[allow(unused_imports)] // mqrtc patch 3: StorageDB is used only with circuit-breaker
 use super::{List, Map, StorageDB, StorageDb, StorageList, StorageMap};
 
 use crate::{make_list_stored_key, make_map_stored_key, OfflineMessageOptionType};

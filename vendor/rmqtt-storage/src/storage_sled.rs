@@ -160,6 +160,7 @@ enum Command {
 
     // Map operations
     MapInsert(SledStorageMap, IVec, IVec, oneshot::Sender<Result<()>>),
+    #[allow(dead_code)] // mqrtc patch 2: read in place (still used with circuit-breaker)
     MapGet(SledStorageMap, IVec, oneshot::Sender<Result<Option<IVec>>>),
     MapRemove(SledStorageMap, IVec, oneshot::Sender<Result<()>>),
     MapContainsKey(SledStorageMap, IVec, oneshot::Sender<Result<bool>>),
@@ -200,6 +201,7 @@ enum Command {
         oneshot::Sender<Result<Option<IVec>>>,
     ),
     ListPop(SledStorageList, oneshot::Sender<Result<Option<IVec>>>),
+    #[allow(dead_code)] // mqrtc patch 2: read in place (still used with circuit-breaker)
     ListAll(SledStorageList, oneshot::Sender<Result<Vec<IVec>>>),
     ListGetIndex(
         SledStorageList,
