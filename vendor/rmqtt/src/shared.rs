@@ -916,8 +916,9 @@ impl Shared for DefaultShared {
             }
             // p.properties.subscription_ids = sub_ids;
 
-            let (tx, to) = if let Some((tx, to)) = self.tx(&client_id) {
-                (tx, to)
+            let peer = self.peers.get(&client_id).map(|peer| (peer.tx.clone(), peer.s.id.clone(), peer.s.clone()));
+            let (tx, to, recipient) = if let Some(peer) = peer {
+                peer
             } else {
                 log::debug!(
                     "forwards_to failed, from:{:?}, to:{:?}, topic_filter:{:?}, topic:{:?}, reason: the client has disconnected.",
@@ -936,8 +937,12 @@ impl Shared for DefaultShared {
             };
 
             // mqrtc patch 11: a QoS 1/2 message is acknowledged to its sender
-            // only once an offline recipient has stored it.
-            let (msg, stored_rx) = if matches!(p.qos, crate::codec::types::QoS::AtMostOnce) {
+            // only once an offline recipient has stored it. Only offline ones:
+            // an online recipient answers when its task gets to the message,
+            // which for the sender's own session (a client subscribed to what
+            // it publishes) is after this publish returns.
+            let offline = !recipient.connected().await.unwrap_or(true);
+            let (msg, stored_rx) = if !offline || matches!(p.qos, crate::codec::types::QoS::AtMostOnce) {
                 (Message::Forward(from.clone(), p), None)
             } else {
                 let (stored_tx, stored_rx) = oneshot::channel();

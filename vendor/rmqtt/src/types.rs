@@ -2000,9 +2000,9 @@ impl StoredMessage {
 #[derive(Debug)]
 pub enum Message {
     Forward(From, Publish),
-    /// mqrtc patch 11: a QoS 1/2 forward whose sender waits until an offline
-    /// recipient has handed it to session storage (`()` sent). An online
-    /// recipient drops the sender at once.
+    /// mqrtc patch 11: a QoS 1/2 forward to a recipient that was offline
+    /// when it was sent; the sender waits until it is in session storage
+    /// (`()` sent). A recipient back online meanwhile drops the sender.
     ForwardStored(From, Publish, oneshot::Sender<()>),
     SendRerelease(OutInflightMessage),
     Kick(oneshot::Sender<()>, Id, CleanStart, IsAdmin),
