@@ -182,6 +182,10 @@ pub struct Limits {
     /// Retained messages kept in all; a new topic past it is not retained
     /// (the message is still delivered). 0: no limit.
     pub max_retained_messages: usize,
+    /// Connections the kernel holds for each listener before the broker
+    /// accepts them (capped by `net.core.somaxconn`). Too small, and a
+    /// reconnect storm loses SYNs that clients resend only after 1 s, 3 s...
+    pub listen_backlog: u32,
 }
 
 /// Start-up behaviour.
@@ -243,6 +247,7 @@ impl Default for Limits {
             max_publish_rate: 100,
             max_subscriptions: 100,
             max_retained_messages: 10_000,
+            listen_backlog: 4096,
         }
     }
 }

@@ -50,6 +50,9 @@ struct Seen {
     /// Connections made after the restart, and how many found no session.
     connects: u32,
     fresh_sessions: u32,
+    /// Failed attempts before the first connection, and when the last was.
+    failures: u32,
+    last_failure: Option<Duration>,
 }
 
 struct Appliance {
@@ -217,6 +220,10 @@ async fn storm_device(
                     }
                     Some(Event::Disconnected { reason, .. }) => {
                         seen.last_error = Some(classify(&reason));
+                        if seen.connected.is_none() {
+                            seen.failures += 1;
+                            seen.last_failure = Some(at);
+                        }
                     }
                     Some(Event::Synced(_)) => { seen.synced.get_or_insert(at); }
                     Some(Event::Message { payload, .. }) if payload.starts_with(b"queued-") => {
@@ -246,7 +253,9 @@ async fn storm_device(
 /// A short name for a connection error (for the summary).
 fn classify(reason: &str) -> &'static str {
     let r = reason.to_ascii_lowercase();
-    if r.contains("refused") {
+    if r.contains("return code") {
+        "refused in CONNACK"
+    } else if r.contains("refused") {
         "connection refused"
     } else if r.contains("timeout") || r.contains("timed out") {
         "timeout"
@@ -378,6 +387,7 @@ pub async fn run(args: StormArgs) -> anyhow::Result<()> {
             .entry(s.last_error.unwrap_or("none"))
             .or_insert(0usize) += 1;
     }
+    let tail = slowest(&seen, restart_at, ready_at);
     let figures = serde_json::json!({
         "devices": devices,
         "register_s": register_s,
@@ -403,6 +413,7 @@ pub async fn run(args: StormArgs) -> anyhow::Result<()> {
         "incomplete_fresh_sessions": seen.iter().filter(|s| s.queued.is_none()).map(|s| s.fresh_sessions).sum::<u32>(),
         "fresh_sessions": seen.iter().map(|s| s.fresh_sessions).sum::<u32>(),
         "connects": seen.iter().map(|s| s.connects).sum::<u32>(),
+        "slowest_1pct": tail,
     });
     println!("{figures}");
     if let Some(to) = &args.keep_log {
@@ -417,4 +428,28 @@ pub async fn run(args: StormArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What the slowest 1% of devices went through before their first
+/// connection: failed attempts, why the last failed, and whether it failed
+/// after the appliance was ready (then the backoff is not the only cause).
+fn slowest(seen: &[Seen], restart_at: Duration, ready_at: Duration) -> serde_json::Value {
+    let mut order: Vec<&Seen> = seen.iter().collect();
+    order.sort_by_key(|s| std::cmp::Reverse(s.synced.unwrap_or(Duration::MAX)));
+    let tail = &order[..seen.len().div_ceil(100)];
+    let mut reasons = std::collections::BTreeMap::new();
+    for s in tail {
+        *reasons
+            .entry(s.last_error.unwrap_or("none"))
+            .or_insert(0usize) += 1;
+    }
+    let secs = |d: Duration| d.saturating_sub(restart_at).as_secs_f64();
+    serde_json::json!({
+        "devices": tail.len(),
+        "mean_failures_before_connect": tail.iter().map(|s| f64::from(s.failures)).sum::<f64>() / tail.len().max(1) as f64,
+        "failed_after_ready": tail.iter().filter(|s| s.last_failure.is_some_and(|t| t > ready_at)).count(),
+        "last_failure_after_restart_s_max": tail.iter().filter_map(|s| s.last_failure).map(secs).fold(0.0, f64::max),
+        "first_connect_after_restart_s_min": tail.iter().filter_map(|s| s.connected).map(secs).fold(f64::INFINITY, f64::min),
+        "last_error": reasons,
+    })
 }

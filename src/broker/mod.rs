@@ -387,6 +387,7 @@ fn builder(name: &str, addr: SocketAddr, s: &BrokerSettings) -> Builder {
         .max_topic_aliases(16)
         .max_subscriptions(l.max_subscriptions)
         .handshake_timeout(Duration::from_secs(15))
+        .backlog(i32::try_from(l.listen_backlog).unwrap_or(i32::MAX))
         .tls_cert(Some(s.tls.cert.display().to_string()))
         .tls_key(Some(s.tls.key.display().to_string()))
 }

@@ -84,6 +84,11 @@ pub struct Options {
     pub backoff_min: Duration,
     /// Longest reconnect delay.
     pub backoff_max: Duration,
+    /// How long one attempt may take from TCP connect to CONNACK (whole
+    /// seconds). An attempt given up on is work the broker did for nothing
+    /// and a longer backoff for the device, so this is generous: after a
+    /// restart the broker may be working through thousands of CONNECTs.
+    pub connect_timeout: Duration,
     /// Send `call.ringing` automatically when an invitation is shown.
     pub auto_ringing: bool,
 }
@@ -109,6 +114,7 @@ impl Options {
             dedup_file: None,
             backoff_min: Duration::from_millis(250),
             backoff_max: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
             auto_ringing: true,
         }
     }
@@ -306,7 +312,10 @@ impl Client {
                 client_auth: None,
             }));
         }
-        let (mqtt, el) = AsyncClient::new(mo, 256);
+        let (mqtt, mut el) = AsyncClient::new(mo, 256);
+        let mut network = el.network_options();
+        network.set_connection_timeout(opts.connect_timeout.as_secs().max(1));
+        el.set_network_options(network);
         let (tx, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             opts,
