@@ -40,6 +40,9 @@ pub enum InstanceCmd {
         #[arg(long, default_value = "")]
         name: String,
     },
+    /// Make the demo tenant (instance `demo`, Group IDs GID_demo and
+    /// GID_web); its access key goes to `demo-tenant.txt` in the data dir.
+    Demo,
     /// List instances and their AccessKeyIds.
     List,
     /// Delete an instance and everything it owns.
@@ -257,7 +260,7 @@ pub enum Admin {
 
 /// Runs a provisioning command; returns what to print.
 pub fn run(cmd: Admin, target: &Target) -> Result<String, StoreError> {
-    std::fs::create_dir_all(&target.data_dir)
+    crate::private::create_dir(&target.data_dir)
         .map_err(|e| StoreError::Io(target.data_dir.display().to_string(), e))?;
     let s = Store::open_dir(&target.data_dir)?;
     let out = |v: &dyn erased::Out| v.render(target.json);
@@ -270,22 +273,37 @@ pub fn run(cmd: Admin, target: &Target) -> Result<String, StoreError> {
         format!("{}{note}", v.render(target.json))
     };
     Ok(match cmd {
-        Admin::Instance(c) => match c {
-            InstanceCmd::Create { id, name } => {
-                s.create_instance(&id, &name)?;
-                out(&Done(format!("created instance {id}")))
+        Admin::Instance(c) => {
+            match c {
+                InstanceCmd::Create { id, name } => {
+                    s.create_instance(&id, &name)?;
+                    out(&Done(format!("created instance {id}")))
+                }
+                InstanceCmd::Demo => match s.provision_demo()? {
+                    Some(t) => {
+                        let path = crate::demo::save(&target.data_dir, &t)
+                            .map_err(|e| StoreError::Io(crate::demo::DEMO_TENANT_FILE.into(), e))?;
+                        out(&Done(crate::demo::created(&path, false)))
+                    }
+                    None => {
+                        return Err(StoreError::Conflict(format!(
+                        "the demo tenant exists already (its first access key was written to {})",
+                        target.data_dir.join(crate::demo::DEMO_TENANT_FILE).display()
+                    )))
+                    }
+                },
+                InstanceCmd::List => out(&s.list_instances()?),
+                InstanceCmd::Delete { id } => {
+                    s.delete_instance(&id)?;
+                    out(&Done(format!("deleted instance {id}")))
+                }
+                InstanceCmd::AddKey { id } => secret(&Secret(s.create_access_key(&id)?)),
+                InstanceCmd::DeleteKey { key_id } => {
+                    s.delete_access_key(&key_id)?;
+                    out(&Done(format!("deleted AccessKeyId {key_id}")))
+                }
             }
-            InstanceCmd::List => out(&s.list_instances()?),
-            InstanceCmd::Delete { id } => {
-                s.delete_instance(&id)?;
-                out(&Done(format!("deleted instance {id}")))
-            }
-            InstanceCmd::AddKey { id } => secret(&Secret(s.create_access_key(&id)?)),
-            InstanceCmd::DeleteKey { key_id } => {
-                s.delete_access_key(&key_id)?;
-                out(&Done(format!("deleted AccessKeyId {key_id}")))
-            }
-        },
+        }
         Admin::Group(c) => match c {
             GroupCmd::Create { id, instance, p2p } => {
                 s.create_group(&instance, &id)?;

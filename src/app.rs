@@ -17,7 +17,7 @@ use crate::directory::{Directory, SharedDirectory};
 use crate::http::{self, HttpState, PortsFile};
 use crate::probe;
 use crate::rtc::MockRtc;
-use crate::store::{DemoTenant, Store, DEMO_INSTANCE};
+use crate::store::{Store, DEMO_INSTANCE};
 
 /// Name of the file, in the data dir, that says where a running appliance listens.
 pub const PORTS_FILE: &str = "ports.json";
@@ -41,7 +41,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let began = std::time::Instant::now();
     let ms = |since: std::time::Instant| since.elapsed().as_millis() as u64;
     warn_if_clock_is_behind();
-    std::fs::create_dir_all(&cfg.data_dir)
+    crate::private::create_dir(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let store = open_store(&cfg).await?;
     let store_ms = ms(began);
@@ -166,6 +166,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .await
         .context("the broker bound its port but does not answer CONNECT")?;
 
+    warn_if_exposed(&cfg, &ports);
     let ports_path = cfg.data_dir.join(PORTS_FILE);
     write_ports(&ports_path, &ports)?;
     tracing::info!(
@@ -174,6 +175,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         store_ms, broker_ms, controller_ms, ready_ms = ms(began),
         "mqrtc ready"
     );
+    if !cfg.dev && !cfg.standard_mqtt && blocking(&store, |s| s.is_unprovisioned()).await? {
+        let console = format!("http://{}/console", SocketAddr::new(cfg.bind, ports.http));
+        println!("{}", crate::demo::first_start_hint(&cfg.data_dir, &console));
+    }
     Ok(Running {
         ports,
         broker,
@@ -213,6 +218,28 @@ impl Running {
 /// A clock earlier than this binary's build is surely wrong (a board
 /// without a battery-backed clock, before NTP): tokens, call times and the
 /// time to live of messages all depend on it.
+/// Every start on an address other than loopback says what travels in clear
+/// and what `--dev` leaves open.
+fn warn_if_exposed(cfg: &Config, ports: &PortsFile) {
+    if cfg.bind.is_loopback() {
+        return;
+    }
+    if cfg.dev {
+        tracing::warn!(
+            bind = %cfg.bind,
+            "--dev on a network address: anyone who reaches this machine can connect as a demo \
+             device without a password; for demos only"
+        );
+    }
+    tracing::warn!(
+        bind = %cfg.bind, mqtt = ports.mqtt, ws = ports.ws,
+        "plain MQTT and MQTT over WebSocket listen on a network address: passwords and messages \
+         travel in clear there; devices on other machines should use MQTT over TLS (port {}) or \
+         secure WebSocket (port {})",
+        ports.mqtts, ports.wss
+    );
+}
+
 fn warn_if_clock_is_behind() {
     let built: i64 = env!("BUILT_AT_UNIX_MS").parse().unwrap_or_default();
     let now = controller::now_ms();
@@ -249,17 +276,24 @@ async fn open_store(cfg: &Config) -> anyhow::Result<Arc<Store>> {
         .context("while opening the database")?;
     let store = Arc::new(store);
     let dev = cfg.dev;
-    let created = blocking(&store, move |s| {
-        if dev || s.is_unprovisioned()? {
-            s.provision_demo()
-        } else {
-            Ok(None)
-        }
-    })
+    let created = blocking(
+        &store,
+        move |s| {
+            if dev {
+                s.provision_demo()
+            } else {
+                Ok(None)
+            }
+        },
+    )
     .await
     .context("while provisioning the demo tenant")?;
     if let Some(t) = created {
-        print_demo_credentials(&t, cfg.dev);
+        let path = crate::demo::save(&cfg.data_dir, &t)
+            .with_context(|| format!("writing {}", crate::demo::DEMO_TENANT_FILE))?;
+        // Printed, not logged, and without the secret (stdout may be kept
+        // in a journal).
+        println!("{}", crate::demo::created(&path, dev));
     }
     Ok(store)
 }
@@ -279,7 +313,7 @@ async fn open_console_store(cfg: &Config) -> anyhow::Result<Arc<Store>> {
     let now = crate::store::unix_now();
     if let Some(password) = blocking(&store, move |s| s.ensure_admin(now)).await? {
         let path = cfg.data_dir.join(ADMIN_PASSWORD_FILE);
-        write_private(&path, &format!("{password}\n"))
+        crate::private::write(&path, format!("{password}\n").as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
         tracing::warn!(
             file = %path.display(),
@@ -288,19 +322,6 @@ async fn open_console_store(cfg: &Config) -> anyhow::Result<Arc<Store>> {
         );
     }
     Ok(store)
-}
-
-/// Writes a file only its owner can read (mode 0600 on Unix).
-pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path)?;
-    #[cfg(unix)]
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    f.write_all(text.as_bytes())
 }
 
 /// Provisioning as the broker sees it: the store, and the SQLite data
@@ -359,14 +380,16 @@ fn mock_rtc(
 )> {
     let app_key = if cfg.rtc.app_key.is_empty() {
         let path = cfg.data_dir.join("rtc-app.key");
-        match std::fs::read_to_string(&path) {
-            Ok(k) => k.trim().to_string(),
-            Err(_) => {
-                use rand::distr::{Alphanumeric, SampleString};
-                let k = Alphanumeric.sample_string(&mut rand::rng(), 32);
-                std::fs::write(&path, &k).with_context(|| format!("writing {}", path.display()))?;
-                k
-            }
+        if path.exists() {
+            crate::private::read_key(&path, crate::private::Readers::Owner)?
+                .trim()
+                .to_string()
+        } else {
+            use rand::distr::{Alphanumeric, SampleString};
+            let k = Alphanumeric.sample_string(&mut rand::rng(), 32);
+            crate::private::create_new(&path, k.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            k
         }
     } else {
         cfg.rtc.app_key.clone()
@@ -407,20 +430,6 @@ async fn blocking<T: Send + 'static>(
 ) -> anyhow::Result<T> {
     let s = store.clone();
     Ok(tokio::task::spawn_blocking(move || f(&s)).await??)
-}
-
-fn print_demo_credentials(t: &DemoTenant, dev: bool) {
-    // Printed, not logged: a secret does not belong in log files.
-    println!(
-        "\nCreated the demo tenant {DEMO_INSTANCE}: Group IDs GID_demo and GID_web; parent topics \
-rtc_up (uplink), rtc_down (downlink), rtc_event (event).\n\
-Its access key, shown only this once:\n  AccessKeyId:     {}\n  AccessKeySecret: {}\n\
-Connect with username Signature|{}|{DEMO_INSTANCE} and password Base64(HMAC-SHA1(AccessKeySecret, ClientId)).{}\n",
-        t.key.id,
-        t.key.secret,
-        t.key.id,
-        if dev { "\nIn --dev mode its devices may also connect with no username." } else { "" }
-    );
 }
 
 fn write_ports(path: &Path, ports: &PortsFile) -> anyhow::Result<()> {

@@ -41,6 +41,9 @@ pub enum CertError {
     /// rcgen refused to build a certificate.
     #[error("generating certificates: {0}")]
     Generate(#[from] rcgen::Error),
+    /// A private key is readable by other users.
+    #[error(transparent)]
+    Insecure(#[from] crate::private::InsecureKey),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CertError + '_ {
@@ -69,6 +72,7 @@ pub fn ensure_for(data_dir: &Path, tls: &Tls, extra: &[String]) -> Result<TlsFil
         for p in [cert, key] {
             fs::metadata(p).map_err(io_err(p))?;
         }
+        crate::private::check(key, crate::private::Readers::OwnerAndGroup)?;
         return Ok(TlsFiles {
             cert: cert.clone(),
             key: key.clone(),
@@ -93,10 +97,13 @@ pub fn ensure_for(data_dir: &Path, tls: &Tls, extra: &[String]) -> Result<TlsFil
     let names_text: String = names.iter().map(|n| format!("{n}\n")).collect();
     let ca_there = ca_path.exists() && ca_key_path.exists();
     let same_names = fs::read_to_string(&names_path).is_ok_and(|t| t == names_text);
+    for key in [&ca_key_path, &files.key] {
+        crate::private::check(key, crate::private::Readers::Owner)?;
+    }
     if ca_there && same_names && files.cert.exists() && files.key.exists() {
         return Ok(files);
     }
-    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    crate::private::create_dir(&dir).map_err(io_err(&dir))?;
     if ca_there {
         let ca_pem = fs::read_to_string(&ca_path).map_err(io_err(&ca_path))?;
         let ca_key_pem = fs::read_to_string(&ca_key_path).map_err(io_err(&ca_key_path))?;
@@ -222,16 +229,10 @@ fn time_now() -> time::OffsetDateTime {
 }
 
 fn write_file(path: &Path, text: &str, secret: bool) -> Result<(), CertError> {
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
     if secret {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+        return crate::private::write(path, text.as_bytes()).map_err(io_err(path));
     }
-    #[cfg(not(unix))]
-    let _ = secret;
-    let mut f = opts.open(path).map_err(io_err(path))?;
+    let mut f = fs::File::create(path).map_err(io_err(path))?;
     f.write_all(text.as_bytes()).map_err(io_err(path))?;
     f.sync_all().map_err(io_err(path))
 }

@@ -153,6 +153,9 @@ pub struct ServeArgs {
     /// Demo mode: provision the demo tenant and let its devices connect without a password.
     #[arg(long)]
     pub dev: bool,
+    /// Allow --dev on an address other than loopback (warned on every start).
+    #[arg(long, requires = "dev")]
+    pub dev_on_network: bool,
     /// Plain MQTT broker: any client id, any topic, anonymous allowed.
     #[arg(long)]
     pub standard_mqtt: bool,
@@ -201,6 +204,9 @@ impl ServeArgs {
         }
         if self.dev {
             root.insert("dev".into(), toml::Value::Boolean(true));
+        }
+        if self.dev_on_network {
+            root.insert("dev_on_network".into(), toml::Value::Boolean(true));
         }
         if self.standard_mqtt {
             root.insert("standard_mqtt".into(), toml::Value::Boolean(true));

@@ -25,6 +25,10 @@ pub struct Config {
     /// Demo mode: provisions the demo tenant and lets its clients connect
     /// without a password.
     pub dev: bool,
+    /// Allows `dev` on an address other than loopback (a warning is logged
+    /// on every start): anyone who reaches the machine may then connect as
+    /// a demo device without a password.
+    pub dev_on_network: bool,
     /// Plain MQTT broker mode: any client id, any topic, anonymous allowed.
     pub standard_mqtt: bool,
     /// Log filter in `tracing` `EnvFilter` syntax (`RUST_LOG` wins if set).
@@ -203,6 +207,7 @@ impl Default for Config {
             data_dir: PathBuf::from("mqrtc-data"),
             bind: IpAddr::from([127, 0, 0, 1]),
             dev: false,
+            dev_on_network: false,
             standard_mqtt: false,
             log: "info,rmqtt=warn,sled=warn".into(),
             ports: Ports::default(),
@@ -306,6 +311,14 @@ impl Config {
 
     /// Checks values that parse but cannot work, saying how to fix them.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.dev && !self.bind.is_loopback() && !self.dev_on_network {
+            return Err(ConfigError::Invalid(format!(
+                "--dev on {} (not loopback) would let anyone who reaches this machine connect as a \
+                 demo device without a password; bind to 127.0.0.1, or add --dev-on-network \
+                 (dev_on_network = true) if that is what you want",
+                self.bind
+            )));
+        }
         let l = &self.limits;
         if l.max_client_id_len < 11 || l.max_client_id_len > 65535 {
             return Err(ConfigError::Invalid(format!(

@@ -32,6 +32,8 @@ pub mod client;
 pub mod config;
 pub mod controller;
 #[cfg(feature = "server")]
+pub mod demo;
+#[cfg(feature = "server")]
 pub mod device;
 #[cfg(feature = "server")]
 pub mod directory;
@@ -43,6 +45,8 @@ pub mod http;
 pub mod ops;
 #[cfg(feature = "server")]
 pub mod policy;
+#[cfg(feature = "server")]
+pub mod private;
 pub mod probe;
 pub mod rtc;
 pub mod signature;

@@ -96,7 +96,7 @@ impl<'a> Fx<'a> {
                     direction: "out".into(),
                     client_id: client_id.to_string(),
                     kind: kind.to_string(),
-                    message: serde_json::to_value(&env).unwrap_or_default(),
+                    message: without_join_tokens(serde_json::to_value(&env).unwrap_or_default()),
                 },
             ));
         }
@@ -116,7 +116,33 @@ impl<'a> Fx<'a> {
             None,
         );
     }
+}
 
+/// A message as the call's timeline keeps it: RTC join tokens are replaced
+/// by `"(removed)"`, so the stored log (and the console's export) cannot
+/// be used to join a channel.
+pub fn without_join_tokens(mut v: Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::Object(join)) = m.get_mut("join") {
+                    for k in ["token", "token_b64"] {
+                        if let Some(t) = join.get_mut(k) {
+                            *t = Value::String("(removed)".into());
+                        }
+                    }
+                }
+                m.values_mut().for_each(walk);
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut v);
+    v
+}
+
+impl Fx<'_> {
     /// Logs a request on its call's timeline (the call id from the command or its reply).
     pub fn log_request(&mut self, meta: &RequestMeta, produced: &[Effect]) {
         let (from, kind, cmd, message) = meta;

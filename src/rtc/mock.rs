@@ -147,16 +147,19 @@ impl MockRtc {
 
     /// Joins a channel with a token, at `now_ms`.
     pub fn join(&self, r: &JoinRequest, now_ms: i64) -> Result<Joined, RtcError> {
-        if r.appid != self.app_id
-            || token::token(
-                &self.app_id,
-                &self.app_key,
-                &r.channel,
-                &r.userid,
-                &r.nonce,
-                r.timestamp,
-            ) != r.token
-        {
+        let expected = token::token(
+            &self.app_id,
+            &self.app_key,
+            &r.channel,
+            &r.userid,
+            &r.nonce,
+            r.timestamp,
+        );
+        // In constant time: how much of a guessed token matches must not
+        // show in how long the refusal takes.
+        let matches: bool =
+            subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), r.token.as_bytes()).into();
+        if r.appid != self.app_id || !matches {
             return Err(RtcError::InvalidToken);
         }
         if r.timestamp * 1000 <= now_ms {
@@ -209,7 +212,12 @@ impl MockRtc {
         };
         match ch.members.get(user) {
             None => return Ok(false),
-            Some(s) if s != session => {
+            Some(s)
+                if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                    s.as_bytes(),
+                    session.as_bytes(),
+                )) =>
+            {
                 return Err(RtcError::BadRequest(format!(
                     "{user} has no session {session} in {channel}"
                 )))

@@ -89,3 +89,38 @@ fn from_schema_2_adds_the_controller_tables() {
     let loaded = s.load_controller(0).unwrap();
     assert!(loaded.calls.is_empty() && loaded.outbox.is_empty());
 }
+
+#[test]
+fn from_schema_5_removes_join_tokens_from_timelines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mqrtc.sqlite");
+    let c = database_at(&path, 5);
+    let with_join = r#"{"id":"m1","type":"reply","body":{"result":{"call":{"call_id":"c1"},"join":{"channel":"ch","token":"secret-hex","token_b64":"c2VjcmV0","nonce":"n"}}}}"#;
+    let without =
+        r#"{"id":"m2","type":"call.ringing","body":{"call_id":"c1","token":"not-a-join-token"}}"#;
+    for (at, m) in [(1, with_join), (2, without)] {
+        c.execute(
+            "INSERT INTO call_events (call_id, at, direction, client_id, type, message) VALUES ('c1', ?1, 'out', 'GID_x@@@a', 't', ?2)",
+            params![at, m],
+        )
+        .unwrap();
+    }
+    drop(c);
+    let _ = Store::open(&path, MasterKey::random()).unwrap();
+    let c = Connection::open(&path).unwrap();
+    let rows: Vec<serde_json::Value> = c
+        .prepare("SELECT message FROM call_events ORDER BY at")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|m| serde_json::from_str(&m.unwrap()).unwrap())
+        .collect();
+    let join = &rows[0]["body"]["result"]["join"];
+    assert_eq!(join["token"], "(removed)");
+    assert_eq!(join["token_b64"], "(removed)");
+    assert_eq!(join["nonce"], "n", "the rest of the join stays");
+    assert_eq!(
+        rows[1]["body"]["token"], "not-a-join-token",
+        "only join tokens go"
+    );
+}

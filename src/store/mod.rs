@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_controller.sql"),
     include_str!("migrations/0004_console.sql"),
     include_str!("migrations/0005_retention.sql"),
+    include_str!("migrations/0006_timeline_tokens.sql"),
 ];
 
 /// Storage errors.
@@ -65,6 +66,9 @@ pub enum StoreError {
     /// A file next to the database (the master key) could not be used.
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
+    /// The master key is readable by other users.
+    #[error(transparent)]
+    Insecure(#[from] crate::private::InsecureKey),
 }
 
 /// The appliance's SQLite database.

@@ -4,7 +4,6 @@
 //! alone does not let anyone compute a password. Tokens need only be
 //! compared, so only their SHA-256 is stored.
 
-use std::io::Write;
 use std::path::Path;
 
 use aes_gcm::aead::{Aead, KeyInit};
@@ -29,6 +28,7 @@ impl MasterKey {
     /// Reads the key at `path`, creating it (mode 0600) if it does not exist.
     pub fn load_or_create(path: &Path) -> Result<MasterKey, StoreError> {
         let b64 = base64::engine::general_purpose::STANDARD;
+        crate::private::check(path, crate::private::Readers::Owner)?;
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let raw = b64
@@ -45,18 +45,7 @@ impl MasterKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut raw = [0u8; 32];
                 rand::rng().fill_bytes(&mut raw);
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    opts.mode(0o600);
-                }
-                let mut f = opts
-                    .open(path)
-                    .map_err(|e| StoreError::Io(path.display().to_string(), e))?;
-                f.write_all(b64.encode(raw).as_bytes())
-                    .and_then(|_| f.sync_all())
+                crate::private::create_new(path, b64.encode(raw).as_bytes())
                     .map_err(|e| StoreError::Io(path.display().to_string(), e))?;
                 Ok(MasterKey(*Key::<Aes256Gcm>::from_slice(&raw)))
             }

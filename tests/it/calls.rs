@@ -56,6 +56,27 @@ fn the_seed_flow_with_join_tokens_and_a_timeline() {
         start < invite && invite < accept && accept < ended,
         "{steps:?}"
     );
+    // Join tokens went out (the scenario joined with them) but the stored
+    // timeline does not keep them.
+    let joins: Vec<&serde_json::Value> = json["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| {
+            m["message"]["body"]["result"]
+                .get("join")
+                .or(m["message"]["body"].get("join"))
+        })
+        .collect();
+    assert!(
+        !joins.is_empty(),
+        "answers with a join are on the timeline: {json}"
+    );
+    for j in joins {
+        assert_eq!(j["token"], "(removed)", "{j}");
+        assert_eq!(j["token_b64"], "(removed)", "{j}");
+        assert!(j["nonce"].is_string(), "the rest of the join is kept: {j}");
+    }
     let call = crate::persistence::http_get(a.ports.http, &format!("/api/v1/calls/{id}"));
     assert!(
         call.contains("\"reason\":\"hangup\""),

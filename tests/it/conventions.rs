@@ -586,7 +586,16 @@ fn connection_rate_subscription_and_retained_limits() {
     )
     .unwrap();
     let cfg = cfg.to_str().unwrap().to_string();
-    let a = Appliance::start_in(dir, &["--dev", "--all-interfaces", "--config", &cfg]);
+    let a = Appliance::start_in(
+        dir,
+        &[
+            "--dev",
+            "--dev-on-network",
+            "--all-interfaces",
+            "--config",
+            &cfg,
+        ],
+    );
     let (host, p) = (lan.to_string(), port(&a));
     let o = crate::common::python("limits.py", &["--host", &host, "--port", &p]);
     assert!(o.status.success(), "{}\n{}", text(&o), a.log());

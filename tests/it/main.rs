@@ -17,5 +17,6 @@ mod persistence;
 mod phone;
 mod rust_client;
 mod sdk;
+mod security;
 mod standard;
 mod transports;

@@ -45,8 +45,31 @@ impl Appliance {
         Self::start_in(dir, args)
     }
 
-    /// Starts `mqrtc serve` with `args` in `dir` (to restart on the same data).
+    /// Starts `mqrtc serve` with `args` in `dir` (to restart on the same
+    /// data). A new data dir started without `--dev` or `--standard-mqtt`
+    /// first gets the demo tenant the way an operator makes it
+    /// (`mqrtc instance demo`), so the tests have devices to connect.
     pub fn start_in(dir: Arc<tempfile::TempDir>, args: &[&str]) -> Appliance {
+        let plain = !args
+            .iter()
+            .any(|a| *a == "--dev" || *a == "--standard-mqtt");
+        if plain && !dir.path().join("mqrtc.sqlite").exists() {
+            let o = run(
+                env!("CARGO_BIN_EXE_mqrtc"),
+                &[
+                    "instance",
+                    "demo",
+                    "--data-dir",
+                    dir.path().to_str().expect("utf-8 path"),
+                ],
+            );
+            assert!(o.status.success(), "mqrtc instance demo: {}", text(&o));
+        }
+        Self::start_bare(dir, args)
+    }
+
+    /// Starts `mqrtc serve` with `args` in `dir` as it is.
+    pub fn start_bare(dir: Arc<tempfile::TempDir>, args: &[&str]) -> Appliance {
         let ports_file = dir.path().join("ports.json");
         let _ = std::fs::remove_file(&ports_file);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqrtc"));
@@ -139,13 +162,15 @@ impl Appliance {
         log(self.path())
     }
 
-    /// The demo access key printed on first start: (AccessKeyId, AccessKeySecret).
+    /// The demo access key from `demo-tenant.txt` in the data dir:
+    /// (AccessKeyId, AccessKeySecret).
     pub fn demo_key(&self) -> (String, String) {
-        let out = self.stdout();
+        let out = std::fs::read_to_string(self.path().join("demo-tenant.txt"))
+            .expect("demo-tenant.txt in the data dir");
         let field = |name: &str| {
             out.lines()
                 .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
-                .unwrap_or_else(|| panic!("no {name} in stdout:\n{out}"))
+                .unwrap_or_else(|| panic!("no {name} in demo-tenant.txt:\n{out}"))
         };
         (field("AccessKeyId:"), field("AccessKeySecret:"))
     }

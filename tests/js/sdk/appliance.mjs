@@ -20,11 +20,16 @@ export class Appliance {
     Object.assign(this, { dir, args });
   }
 
-  /** `mqrtc serve --dev` with `config` (TOML text) in a fresh temp dir. */
+  /** `mqrtc serve --dev` with `config` (TOML text) in a fresh temp dir;
+   * without `--dev`, the demo tenant is made first as an operator would
+   * (`mqrtc instance demo`). */
   static async start({ config = '', args = ['--dev'] } = {}) {
     assert.ok(BIN, 'MQRTC_BIN is not set (run through cargo test: tests/it/js_sdk.rs)');
     const dir = mkdtempSync(path.join(tmpdir(), 'mqrtc-js-'));
     writeFileSync(path.join(dir, 'mqrtc.toml'), config);
+    if (!args.includes('--dev') && !args.includes('--standard-mqtt')) {
+      execFileSync(BIN, ['instance', 'demo', '--data-dir', dir], { encoding: 'utf8', env: applianceEnv() });
+    }
     const a = new Appliance(dir, args);
     await a.launch(null);
     return a;
@@ -53,9 +58,10 @@ export class Appliance {
     this.http = `http://127.0.0.1:${this.ports.http}`;
   }
 
-  /** The demo access key printed on first start: [AccessKeyId, AccessKeySecret]. */
+  /** The demo access key from demo-tenant.txt: [AccessKeyId, AccessKeySecret]. */
   demoKey() {
-    const field = (name) => this.stdout.split('\n').map((l) => l.trim()).find((l) => l.startsWith(name))?.slice(name.length).trim();
+    const text = readFileSync(path.join(this.dir, 'demo-tenant.txt'), 'utf8');
+    const field = (name) => text.split('\n').map((l) => l.trim()).find((l) => l.startsWith(name))?.slice(name.length).trim();
     return [field('AccessKeyId:'), field('AccessKeySecret:')];
   }
 
