@@ -24,9 +24,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the appliance (MQTT broker, HTTP service) until SIGINT/SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the effective configuration (defaults, file, environment, flags) as TOML.
-    PrintConfig(ServeArgs),
+    PrintConfig(Box<ServeArgs>),
     /// Check that a running appliance answers; exit 0 if healthy.
     Healthcheck(HealthArgs),
     /// Measure an MQTT broker (this appliance or any other host:port).
@@ -81,6 +81,15 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// The generated TLS certificates (`<data dir>/certs`).
+    Certs {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: CertsCmd,
+        /// Data dir.
+        #[command(flatten)]
+        target: Target,
+    },
     /// Console accounts and admin API keys.
     Admin {
         /// What to do.
@@ -90,6 +99,22 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+}
+
+/// `mqrtc certs ...`
+#[derive(Debug, Subcommand)]
+pub enum CertsCmd {
+    /// Issue a new server certificate under the same CA, for the names the
+    /// current one covers; a running appliance uses it for new TLS
+    /// connections within a second, and clients that trust `ca.pem` keep
+    /// working. With `--ca`, a new CA too (clients must trust the new `ca.pem`).
+    Rotate {
+        /// Also make a new local CA.
+        #[arg(long)]
+        ca: bool,
+    },
+    /// Show the names, the CA's constraints and when each certificate ends.
+    Show,
 }
 
 impl Command {
@@ -159,6 +184,9 @@ pub struct ServeArgs {
     /// Plain MQTT broker: any client id, any topic, anonymous allowed.
     #[arg(long)]
     pub standard_mqtt: bool,
+    /// With --standard-mqtt: an ACL file in mosquitto's format.
+    #[arg(long, value_name = "FILE", requires = "standard_mqtt")]
+    pub acl_file: Option<PathBuf>,
     /// Tests only: loopback endpoints that break parts on purpose.
     #[arg(long, hide = true)]
     pub fault_injection: bool,
@@ -210,6 +238,12 @@ impl ServeArgs {
         }
         if self.standard_mqtt {
             root.insert("standard_mqtt".into(), toml::Value::Boolean(true));
+        }
+        if let Some(f) = &self.acl_file {
+            root.insert(
+                "acl_file".into(),
+                toml::Value::String(f.display().to_string()),
+            );
         }
         if self.fault_injection {
             root.insert("fault_injection".into(), toml::Value::Boolean(true));

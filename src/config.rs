@@ -31,6 +31,10 @@ pub struct Config {
     pub dev_on_network: bool,
     /// Plain MQTT broker mode: any client id, any topic, anonymous allowed.
     pub standard_mqtt: bool,
+    /// With `standard_mqtt`: who may publish and subscribe to what, in
+    /// mosquitto's `acl_file` format (`docs/conformance.md`). Unset: anyone,
+    /// anything.
+    pub acl_file: Option<PathBuf>,
     /// Log filter in `tracing` `EnvFilter` syntax (`RUST_LOG` wins if set).
     pub log: String,
     /// Listener ports; 0 picks a free port (see `ports.json` in the data dir).
@@ -208,6 +212,7 @@ impl Default for Config {
             bind: IpAddr::from([127, 0, 0, 1]),
             dev: false,
             dev_on_network: false,
+            acl_file: None,
             standard_mqtt: false,
             log: "info,rmqtt=warn,sled=warn".into(),
             ports: Ports::default(),
@@ -318,6 +323,11 @@ impl Config {
                  (dev_on_network = true) if that is what you want",
                 self.bind
             )));
+        }
+        if self.acl_file.is_some() && !self.standard_mqtt {
+            return Err(ConfigError::Invalid(
+                "acl_file is for --standard-mqtt; the cloud conventions take their rules from provisioning".into(),
+            ));
         }
         let l = &self.limits;
         if l.max_client_id_len < 11 || l.max_client_id_len > 65535 {

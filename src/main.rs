@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = match cli
         .command
-        .unwrap_or(Command::Serve(ServeArgs::default()))
+        .unwrap_or(Command::Serve(Box::default()))
         .admin()
     {
         Ok((cmd, target)) => return admin(cmd, &target),
@@ -29,6 +29,16 @@ fn main() -> ExitCode {
         },
         Command::Healthcheck(args) => runtime_block_on(healthcheck(args)),
         Command::Bench(args) => runtime_block_on(mqrtc::bench::run(args)),
+        Command::Certs { cmd, target } => match mqrtc::certs::command(&cmd, &target.data_dir) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mqrtc: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Device { target, run, .. } => runtime_block_on(async move {
             mqrtc::device::run(*run, target.json, &target.data_dir).await
         }),

@@ -425,3 +425,5 @@ fn check_p2p_target(
 
 #[cfg(test)]
 mod tests;
+
+pub mod acl_file;

@@ -47,13 +47,26 @@ pub fn create_dir(dir: &Path) -> std::io::Result<()> {
 /// Writes `bytes` to `path`, readable by its owner only (0600), replacing
 /// the file if it exists (its mode too).
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace(path, bytes, 0o600)
+}
+
+/// Replaces `path` with `bytes` at once (a reader sees the old file or the
+/// new one, never half of it): written to a temporary file in the same
+/// directory with `mode`, flushed, then renamed over it.
+pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other(format!("{} is not a file name", path.display())))?;
+    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    let _ = std::fs::remove_file(&tmp);
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     owner_only(&mut opts);
-    let mut f = opts.open(path)?;
-    set_mode(path, 0o600)?;
+    let mut f = opts.open(&tmp)?;
+    set_mode(&tmp, mode)?;
     f.write_all(bytes)?;
-    f.sync_all()
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Writes `bytes` to a new file at `path` (0600); fails if it exists.

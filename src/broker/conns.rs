@@ -245,6 +245,8 @@ pub(crate) fn token_expiry(dir: &Directory, c: &Conn) -> Option<(i64, TokenKind)
 /// Everything the hooks and the broker's periodic checks share.
 pub(crate) struct BrokerState {
     pub standard: bool,
+    /// `--acl-file` in plain MQTT mode.
+    pub acl: Option<crate::policy::acl_file::AclFile>,
     pub rules: crate::policy::Rules,
     pub directory: Arc<SharedDirectory>,
     pub tap: Arc<super::bridge::Tap>,

@@ -22,6 +22,7 @@ use super::stats::bump;
 use super::tail::Tapped;
 use crate::auth::{self, ConnectRefusal, Credentials};
 use crate::bridge::Uplink;
+use crate::policy::acl_file::Access;
 use crate::policy::{self, Refusal, RefusalCode};
 
 /// The client id a refused will (or an uploaded token) is redirected to: no
@@ -268,10 +269,23 @@ impl Hooks {
         })
     }
 
+    /// Plain MQTT mode: what `--acl-file` says (everything without one).
+    fn acl_allows(&self, s: &Session, topic: &str, access: Access) -> bool {
+        self.state.acl.as_ref().is_none_or(|acl| {
+            let user = s.id.username.as_ref().map(|u| &u[..]);
+            acl.allows(user, &s.id.client_id, topic, access)
+        })
+    }
+
     fn check_subscribe(&self, s: &Session, sub: &Subscribe) -> SubscribeAclResult {
         let st = &self.state;
         let qos = sub.opts.qos();
         if st.standard {
+            if !self.acl_allows(s, &sub.topic_filter, Access::Read) {
+                let n = bump(&st.stats.subscribe_refusals);
+                tracing::info!(client_id = %s.id.client_id, filter = %sub.topic_filter, total = n, "subscribe refused by the ACL file");
+                return SubscribeAclResult::new_failure(SubscribeAckReason::NotAuthorized);
+            }
             return SubscribeAclResult::new_success(qos, None);
         }
         let dir = st.directory.get();
@@ -328,7 +342,14 @@ impl Hooks {
                 reason: "publishing faster than limits.max_publish_rate".into(),
             })
         } else if st.standard {
-            Ok(())
+            if self.acl_allows(s, &p.topic, Access::Write) {
+                Ok(())
+            } else {
+                Err(Refusal {
+                    code: RefusalCode::NotAuthorized,
+                    reason: "not allowed by the ACL file".into(),
+                })
+            }
         } else if p.topic == UPLOAD_TOKEN_TOPIC {
             self.upload_token(s, p).await
         } else {

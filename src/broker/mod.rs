@@ -67,10 +67,15 @@ pub struct BrokerSettings {
     pub ports: Ports,
     /// Certificate and key for MQTTS and WSS.
     pub tls: TlsFiles,
+    /// The same, followed on disk: a rotated certificate is used by new
+    /// handshakes without restarting the listeners.
+    pub certificate: Arc<crate::certs::reload::FollowFiles>,
     /// Limits and queue bounds.
     pub limits: Limits,
     /// Plain MQTT mode (no cloud conventions, anonymous allowed).
     pub standard_mqtt: bool,
+    /// Plain MQTT mode's ACL (mosquitto's format), if any.
+    pub acl: Option<crate::policy::acl_file::AclFile>,
     /// Directory for durable session state.
     pub state_dir: PathBuf,
 }
@@ -147,6 +152,7 @@ impl Broker {
         let tap = Arc::new(bridge::Tap::new(directory.clone()));
         let state = Arc::new(conns::BrokerState {
             standard: s.standard_mqtt,
+            acl: s.acl.clone(),
             rules: Rules {
                 max_client_id_len: s.limits.max_client_id_len,
                 max_topic_len: s.limits.max_topic_len,
@@ -390,6 +396,7 @@ fn builder(name: &str, addr: SocketAddr, s: &BrokerSettings) -> Builder {
         .backlog(i32::try_from(l.listen_backlog).unwrap_or(i32::MAX))
         .tls_cert(Some(s.tls.cert.display().to_string()))
         .tls_key(Some(s.tls.key.display().to_string()))
+        .tls_cert_resolver(Some(s.certificate.clone()))
 }
 
 /// Listener ids are fixed (not the port), so sessions saved by a run on

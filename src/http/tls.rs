@@ -14,11 +14,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
 use axum::serve::ListenerExt;
 use axum::{Extension, Router};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
 use rustls::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -26,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::certs::TlsFiles;
+use crate::certs::reload::FollowFiles;
 
 /// Request extension present on every request that came over the HTTPS
 /// port (e.g. to give cookies the `Secure` attribute).
@@ -40,23 +38,16 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// the connection is closed.
 const PLAIN_HTTP_ANSWER: &str = "This port speaks HTTPS: use https:// in the address.\n";
 
-/// The rustls server configuration for `files` (certificate chain and key
-/// in PEM), with the `ring` provider chosen explicitly: more than one
-/// rustls provider is compiled into this binary, so none is the default.
-pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
-    let read = |p: &std::path::Path| std::fs::read(p).with_context(|| p.display().to_string());
-    let pem = read(&files.cert)?;
-    let chain = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow!("{}: {e}", files.cert.display()))?;
-    let key = PrivateKeyDer::from_pem_slice(&read(&files.key)?)
-        .map_err(|e| anyhow!("{}: {e}", files.key.display()))?;
+/// The rustls server configuration presenting `cert` (which follows its
+/// files, see `certs::reload`), with the `ring` provider chosen explicitly:
+/// more than one rustls provider is compiled into this binary, so none is
+/// the default.
+pub fn server_config(cert: Arc<FollowFiles>) -> anyhow::Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .with_context(|| format!("{} with {}", files.cert.display(), files.key.display()))?;
+        .with_cert_resolver(cert);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -193,6 +184,8 @@ mod tests {
     use super::*;
     use axum::extract::ConnectInfo;
     use axum::routing::get;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
 
     #[tokio::test]
     async fn requests_carry_via_https_and_the_peer_address() {
@@ -211,7 +204,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let config = server_config(&files).unwrap();
+        let config = server_config(FollowFiles::load(&files).unwrap()).unwrap();
         let server = tokio::spawn(serve(listener, config, router, async {
             let _ = stopped.await;
         }));

@@ -135,10 +135,23 @@ fn all_interfaces_certificate_covers_the_machine_addresses() {
     }
     let (status, _, _) = curl(&a, "198.51.100.9", "/healthz");
     assert_eq!(status, 0, "an address not of this machine is not covered");
-    let names_file = std::fs::read_to_string(a.path().join("certs/server-names.txt")).unwrap();
+    let state = std::fs::read_to_string(a.path().join("certs/state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
     assert!(
-        names_file.lines().any(|l| l == "demo-box.lan"),
-        "{names_file}"
+        state["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "demo-box.lan"),
+        "{state}"
+    );
+    assert!(
+        state["ca_permits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "demo-box.lan"),
+        "the CA may sign for the public host: {state}"
     );
     assert!(
         a.log().contains("demo-box.lan"),

@@ -186,3 +186,110 @@ fn dev_on_a_network_address_needs_a_second_flag_and_is_warned_about() {
     let b = Appliance::start(&["--dev"]);
     assert!(!b.log().contains("travel in clear"), "{}", b.log());
 }
+
+/// The server certificate a TLS client that trusts `ca` is shown on `port`
+/// (the handshake fails, and this panics, if it does not verify).
+fn presented(port: u16, ca: &Path) -> Vec<u8> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca).expect("ca.pem"))
+        .expect("a CA");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("localhost").expect("a name");
+    let mut tls = rustls::ClientConnection::new(Arc::new(cfg), name).expect("client");
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    while tls.is_handshaking() {
+        tls.complete_io(&mut sock)
+            .unwrap_or_else(|e| panic!("TLS handshake on port {port}: {e}"));
+    }
+    tls.peer_certificates().expect("a certificate")[0].to_vec()
+}
+
+#[test]
+fn certs_rotate_is_picked_up_by_every_tls_listener_without_dropping_clients() {
+    use crate::common::{run, Sub};
+    let a = Appliance::start(&["--dev"]);
+    let ca = a.ca();
+    let tls_ports = [a.ports.mqtts, a.ports.wss, a.ports.https];
+    let before: Vec<Vec<u8>> = tls_ports.iter().map(|p| presented(*p, &ca)).collect();
+    // A device connected over TLS before the rotation.
+    let (port, cafile) = (a.ports.mqtts.to_string(), ca.to_str().unwrap().to_string());
+    let sub = Sub::start(&[
+        "-h",
+        "localhost",
+        "-p",
+        &port,
+        "--cafile",
+        &cafile,
+        "-i",
+        "GID_web@@@rot",
+        "-c",
+        "-q",
+        "1",
+        "-t",
+        "rtc_event/p2p/GID_web@@@rot",
+    ]);
+    sub.wait_for("SUBACK", Duration::from_secs(10))
+        .expect("subscribed over TLS");
+
+    let data_dir = a.path().to_str().unwrap().to_string();
+    let o = run(
+        env!("CARGO_BIN_EXE_mqrtc"),
+        &["certs", "rotate", "--data-dir", &data_dir],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("same CA"), "{}", text(&o));
+
+    // Every TLS listener presents the new certificate (within seconds; the
+    // files are looked at once a second), verified with the same ca.pem.
+    for (p, old) in tls_ports.iter().zip(&before) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while presented(*p, &ca) == *old {
+            assert!(
+                Instant::now() < deadline,
+                "port {p} still shows the old certificate"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // The device connected before is still there: a message sent over a
+    // new TLS connection reaches it.
+    let o = run(
+        "mosquitto_pub",
+        &[
+            "-h",
+            "localhost",
+            "-p",
+            &port,
+            "--cafile",
+            &cafile,
+            "-i",
+            "GID_demo@@@rot-pub",
+            "-q",
+            "1",
+            "-t",
+            "rtc_event/p2p/GID_web@@@rot",
+            "-m",
+            "after-rotation",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    sub.wait_for("after-rotation", Duration::from_secs(10))
+        .expect("the connection made before the rotation still receives");
+    let shown = run(
+        env!("CARGO_BIN_EXE_mqrtc"),
+        &["certs", "show", "--data-dir", &data_dir],
+    );
+    assert!(
+        text(&shown).contains("the CA may sign for: 127.0.0.0/8"),
+        "{}",
+        text(&shown)
+    );
+}

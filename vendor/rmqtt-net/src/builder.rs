@@ -151,6 +151,11 @@ pub struct Builder {
     pub tls_key: Option<String>,
     /// Path to TLS client ca certs
     pub tls_client_ca_certs: Option<String>,
+    /// mqrtc patch 2: serve the certificate this resolver gives instead of
+    /// reading `tls_cert` / `tls_key` once, so that a renewed certificate
+    /// is used without restarting the listener.
+    #[cfg(feature = "tls")]
+    pub tls_cert_resolver: Option<Arc<dyn rustls::server::ResolvesServerCert>>,
     /// Enable Proxy Protocol
     pub proxy_protocol: bool,
     /// Proxy Protocol timeout
@@ -234,6 +239,8 @@ impl Builder {
             tls_cert: None,
             tls_key: None,
             tls_client_ca_certs: None,
+            #[cfg(feature = "tls")]
+            tls_cert_resolver: None,
             proxy_protocol: false,
             proxy_protocol_timeout: Duration::from_secs(5),
 
@@ -446,6 +453,13 @@ impl Builder {
         self
     }
 
+    /// mqrtc patch 2: sets the certificate resolver (see the field).
+    #[cfg(feature = "tls")]
+    pub fn tls_cert_resolver(mut self, r: Option<Arc<dyn rustls::server::ResolvesServerCert>>) -> Self {
+        self.tls_cert_resolver = r;
+        self
+    }
+
     /// Sets path to TLS private key
     pub fn tls_client_ca_certs<N: Into<String>>(mut self, tls_key: Option<N>) -> Self {
         self.tls_client_ca_certs = tls_key.map(|c| c.into());
@@ -555,6 +569,14 @@ impl Builder {
 
     #[cfg(feature = "tls")]
     fn build_tls_config(&self) -> Result<ServerConfig> {
+        // mqrtc patch 2: a resolver replaces the certificate files.
+        if let Some(resolver) = self.tls_cert_resolver.clone() {
+            return Ok(ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| anyhow!(e))?
+                .with_no_client_auth()
+                .with_cert_resolver(resolver));
+        }
         let cert_file = self.tls_cert.as_ref().ok_or(anyhow!("TLS certificate path not set"))?;
         let key_file = self.tls_key.as_ref().ok_or(anyhow!("TLS key path not set"))?;
 

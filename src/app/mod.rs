@@ -13,11 +13,17 @@ use crate::broker::{Broker, BrokerSettings, DirectorySource};
 use crate::certs;
 use crate::config::Config;
 use crate::controller;
-use crate::directory::{Directory, SharedDirectory};
+use crate::directory::SharedDirectory;
 use crate::http::{self, HttpState, PortsFile};
 use crate::probe;
 use crate::rtc::MockRtc;
 use crate::store::{Store, DEMO_INSTANCE};
+
+mod background;
+mod checks;
+
+use background::{follow_provisioning, renew_certificates, Provisioning};
+use checks::{warn_if_clock_is_behind, warn_if_exposed};
 
 /// Name of the file, in the data dir, that says where a running appliance listens.
 pub const PORTS_FILE: &str = "ports.json";
@@ -32,7 +38,8 @@ pub struct Running {
     servers: Vec<tokio::task::JoinHandle<()>>,
     http_stop: tokio::sync::watch::Sender<bool>,
     ports_path: PathBuf,
-    watcher: tokio::task::JoinHandle<()>,
+    /// Loops that run until `stop` (provisioning follower, certificate renewal).
+    background: Vec<tokio::task::JoinHandle<()>>,
     controller: Option<controller::Controller>,
 }
 
@@ -61,15 +68,25 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let names = certs::names_for(cfg.bind, &public_host);
     let tls = certs::ensure_for(&cfg.data_dir, &cfg.tls, &names)
         .context("while preparing TLS certificates")?;
+    let certificate =
+        certs::reload::FollowFiles::load(&tls).context("while loading the TLS certificate")?;
     let https_config =
-        http::tls::server_config(&tls).context("while loading the HTTPS certificate")?;
+        http::tls::server_config(certificate.clone()).context("while preparing HTTPS")?;
 
     let settings = BrokerSettings {
         bind: cfg.bind,
         ports: cfg.ports.clone(),
         tls,
+        certificate,
         limits: cfg.limits.clone(),
         standard_mqtt: cfg.standard_mqtt,
+        acl: match &cfg.acl_file {
+            Some(f) => Some(
+                crate::policy::acl_file::AclFile::load(f)
+                    .map_err(|e| anyhow::anyhow!("while reading the ACL file: {e}"))?,
+            ),
+            None => None,
+        },
         state_dir: cfg.data_dir.clone(),
     };
     let broker = Arc::new(
@@ -83,7 +100,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     );
     let broker_ms = ms(began);
     let bp = broker.ports();
-    let watcher = tokio::spawn(follow_provisioning(broker.clone()));
+    let mut background = vec![tokio::spawn(follow_provisioning(broker.clone()))];
+    if cfg.tls.cert.is_none() {
+        background.push(tokio::spawn(renew_certificates(
+            cfg.data_dir.clone(),
+            names.clone(),
+        )));
+    }
 
     let http_listener = tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.ports.http))
         .await
@@ -186,7 +209,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         servers,
         http_stop,
         ports_path,
-        watcher,
+        background,
         controller,
     })
 }
@@ -198,7 +221,7 @@ impl Running {
     /// ends: afterwards shut the runtime down with `shutdown_background` (or
     /// exit the process), do not wait for it.
     pub async fn stop(self) {
-        self.watcher.abort();
+        self.background.iter().for_each(|t| t.abort());
         let _ = std::fs::remove_file(&self.ports_path);
         let _ = self.http_stop.send(true);
         for server in self.servers {
@@ -212,44 +235,6 @@ impl Running {
         if let Err(e) = blocking(&self.store, |s| s.checkpoint()).await {
             tracing::warn!("SQLite checkpoint on shutdown: {e}");
         }
-    }
-}
-
-/// A clock earlier than this binary's build is surely wrong (a board
-/// without a battery-backed clock, before NTP): tokens, call times and the
-/// time to live of messages all depend on it.
-/// Every start on an address other than loopback says what travels in clear
-/// and what `--dev` leaves open.
-fn warn_if_exposed(cfg: &Config, ports: &PortsFile) {
-    if cfg.bind.is_loopback() {
-        return;
-    }
-    if cfg.dev {
-        tracing::warn!(
-            bind = %cfg.bind,
-            "--dev on a network address: anyone who reaches this machine can connect as a demo \
-             device without a password; for demos only"
-        );
-    }
-    tracing::warn!(
-        bind = %cfg.bind, mqtt = ports.mqtt, ws = ports.ws,
-        "plain MQTT and MQTT over WebSocket listen on a network address: passwords and messages \
-         travel in clear there; devices on other machines should use MQTT over TLS (port {}) or \
-         secure WebSocket (port {})",
-        ports.mqtts, ports.wss
-    );
-}
-
-fn warn_if_clock_is_behind() {
-    let built: i64 = env!("BUILT_AT_UNIX_MS").parse().unwrap_or_default();
-    let now = controller::now_ms();
-    if now < built {
-        tracing::warn!(
-            now = %http::when(now),
-            built = %http::when(built),
-            "the system clock is earlier than this build: set it (NTP); until then tokens \
-             may look expired and devices may drop messages as stale (docs/operations.md, Time)"
-        );
     }
 }
 
@@ -322,50 +307,6 @@ async fn open_console_store(cfg: &Config) -> anyhow::Result<Arc<Store>> {
         );
     }
     Ok(store)
-}
-
-/// Provisioning as the broker sees it: the store, and the SQLite data
-/// version last loaded (another process's commit changes it).
-struct Provisioning {
-    store: Arc<Store>,
-    seen: tokio::sync::Mutex<Option<i64>>,
-    dev: bool,
-}
-
-#[async_trait::async_trait]
-impl DirectorySource for Provisioning {
-    async fn changed(&self) -> Option<Directory> {
-        let mut seen = self.seen.lock().await;
-        let now = blocking(&self.store, |s| s.data_version()).await.ok();
-        if now == *seen {
-            return None;
-        }
-        match blocking(&self.store, |s| s.directory()).await {
-            Ok(mut d) => {
-                *seen = now;
-                if self.dev {
-                    d.passwordless_instance = Some(DEMO_INSTANCE.into());
-                }
-                Some(d)
-            }
-            Err(e) => {
-                tracing::error!("provisioning changed but cannot be read: {e:#}");
-                None
-            }
-        }
-    }
-}
-
-/// Reloads the directory whenever another process (the `mqrtc` CLI)
-/// changes provisioning, and lets the broker end what was revoked.
-async fn follow_provisioning(broker: Arc<Broker>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tick.tick().await;
-        if let Some(ended) = broker.reload_directory().await {
-            tracing::info!(ended, "provisioning changed: directory reloaded");
-        }
-    }
 }
 
 /// The mock RTC service, with the AppKey from the config or generated once,

@@ -1,0 +1,253 @@
+//! Access control for `--standard-mqtt` from a file in mosquitto's
+//! `acl_file` format, so users of the plain mode can reuse what they have:
+//!
+//! ```text
+//! # comment
+//! topic [read|write|readwrite|deny] TOPIC     # anonymous clients (before any `user`)
+//! user NAME
+//! topic [read|write|readwrite|deny] TOPIC     # that user
+//! pattern [read|write|readwrite|deny] TOPIC   # everyone; %c client id, %u username
+//! ```
+//!
+//! With a file, anything not granted is refused; `deny` wins over grants.
+//! A publish needs `write` on its topic. A subscription needs `read` on a
+//! pattern that contains the whole filter (`topic read sensors/#` allows
+//! `sensors/+/t`), and is refused if it could match a topic a `deny`
+//! covers: mosquitto checks `read` again on each delivery; checking at
+//! subscribe time instead means a filter broader than a denied topic is
+//! refused rather than quietly filtered.
+
+use std::path::Path;
+
+/// What a client wants to do with a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Subscribe (and so receive).
+    Read,
+    /// Publish.
+    Write,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
+    ReadWrite,
+    Deny,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    User(String),
+    Everyone,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rule {
+    who: Who,
+    kind: Kind,
+    topic: String,
+    /// `pattern` line: `%c` and `%u` are substituted.
+    pattern: bool,
+}
+
+/// A parsed ACL file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AclFile {
+    rules: Vec<Rule>,
+}
+
+impl AclFile {
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<AclFile, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses the file's text; an error names the line.
+    pub fn parse(text: &str) -> Result<AclFile, String> {
+        let mut who = Who::Anonymous;
+        let mut rules = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            let rest = rest.trim();
+            match word {
+                "user" if !rest.is_empty() => who = Who::User(rest.to_string()),
+                "topic" | "pattern" => {
+                    let (kind, topic) = match rest.split_once(char::is_whitespace) {
+                        Some(("read", t)) => (Kind::Read, t),
+                        Some(("write", t)) => (Kind::Write, t),
+                        Some(("readwrite", t)) => (Kind::ReadWrite, t),
+                        Some(("deny", t)) => (Kind::Deny, t),
+                        _ => (Kind::ReadWrite, rest),
+                    };
+                    let topic = topic.trim();
+                    if topic.is_empty() || ["read", "write", "readwrite", "deny"].contains(&topic) {
+                        return Err(format!("line {}: `{word}` needs a topic", n + 1));
+                    }
+                    let pattern = word == "pattern";
+                    rules.push(Rule {
+                        who: if pattern { Who::Everyone } else { who.clone() },
+                        kind,
+                        topic: topic.to_string(),
+                        pattern,
+                    });
+                }
+                _ => {
+                    return Err(format!(
+                        "line {}: expected `topic`, `user` or `pattern`, found `{line}`",
+                        n + 1
+                    ))
+                }
+            }
+        }
+        Ok(AclFile { rules })
+    }
+
+    /// Whether `username` (None: anonymous) as `client_id` may `access`
+    /// `topic` (a topic name to publish, a filter to subscribe).
+    pub fn allows(
+        &self,
+        username: Option<&str>,
+        client_id: &str,
+        topic: &str,
+        access: Access,
+    ) -> bool {
+        let mine = self.rules.iter().filter(|r| match &r.who {
+            Who::Everyone => true,
+            Who::Anonymous => username.is_none(),
+            Who::User(u) => username == Some(u.as_str()),
+        });
+        let expand = |r: &Rule| {
+            if r.pattern {
+                r.topic
+                    .replace("%c", client_id)
+                    .replace("%u", username.unwrap_or(""))
+            } else {
+                r.topic.clone()
+            }
+        };
+        let mut granted = false;
+        for r in mine {
+            let t = expand(r);
+            match (r.kind, access) {
+                (Kind::Deny, Access::Write) if matches(&t, topic) => return false,
+                (Kind::Deny, Access::Read) if overlap(&t, topic) => return false,
+                (Kind::Write | Kind::ReadWrite, Access::Write) => granted |= matches(&t, topic),
+                (Kind::Read | Kind::ReadWrite, Access::Read) => granted |= within(&t, topic),
+                _ => {}
+            }
+        }
+        granted
+    }
+}
+
+/// A topic name matches a filter (MQTT 4.7; `$` topics only by filters
+/// that start with `$`).
+pub fn matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && !filter.starts_with('$') {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Every topic `sub` can match is matched by `acl`.
+fn within(acl: &str, sub: &str) -> bool {
+    let mut a = acl.split('/');
+    let mut s = sub.split('/');
+    loop {
+        match (a.next(), s.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(x)) if x != "#" => {}
+            (Some(x), Some(y)) if x == y && x != "+" && x != "#" => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Some topic is matched by both filters.
+fn overlap(x: &str, y: &str) -> bool {
+    let mut a = x.split('/');
+    let mut b = y.split('/');
+    loop {
+        match (a.next(), b.next()) {
+            (Some("#"), _) | (_, Some("#")) => return true,
+            (Some("+"), Some(_)) | (Some(_), Some("+")) => {}
+            (Some(p), Some(q)) if p == q => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "
+# anonymous clients
+topic readwrite #
+topic deny test/nosubscribe
+
+user alice
+topic read sensors/#
+topic write sensors/alice/+
+topic deny sensors/secret
+
+pattern readwrite devices/%c/#
+";
+
+    #[test]
+    fn grants_and_denials_as_mosquitto_reads_them() {
+        let acl = AclFile::parse(FILE).unwrap();
+        let anon = |t: &str, a| acl.allows(None, "c1", t, a);
+        assert!(anon("TopicA/B", Access::Write) && anon("TopicA/+", Access::Read));
+        assert!(!anon("test/nosubscribe", Access::Read), "deny wins");
+        assert!(!anon("test/#", Access::Read), "a filter that could match a denied topic");
+        assert!(anon("test/other", Access::Read));
+        assert!(!anon("test/nosubscribe", Access::Write));
+
+        let alice = |t: &str, a| acl.allows(Some("alice"), "c2", t, a);
+        assert!(alice("sensors/+/t", Access::Read));
+        assert!(!alice("sensors/#", Access::Read), "overlaps sensors/secret");
+        assert!(alice("sensors/alice/t", Access::Write));
+        assert!(!alice("sensors/bob/t", Access::Write));
+        assert!(!alice("TopicA", Access::Write), "anonymous lines are not alice's");
+        assert!(alice("devices/c2/x", Access::Write), "pattern with %c");
+        assert!(!alice("devices/c3/x", Access::Write));
+        assert!(!acl.allows(Some("bob"), "c4", "sensors/x", Access::Read), "not granted");
+    }
+
+    #[test]
+    fn filters_within_and_overlapping() {
+        assert!(within("a/#", "a/b/+") && within("a/+", "a/b") && within("#", "#"));
+        assert!(!within("a/+", "a/#") && !within("a/b", "a/+") && !within("a", "a/b"));
+        assert!(overlap("a/+", "a/b") && overlap("a/#", "+/c") && overlap("x/y", "x/y"));
+        assert!(!overlap("a/b", "a/c") && !overlap("a", "a/b"));
+        assert!(matches("a/+/c", "a/b/c") && matches("#", "a") && !matches("#", "$SYS/x"));
+    }
+
+    #[test]
+    fn bad_lines_name_the_line() {
+        let e = AclFile::parse("topic read a\nbogus b\n").unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(AclFile::parse("topic read\n").unwrap_err().contains("line 1"));
+    }
+}
