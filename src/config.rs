@@ -194,6 +194,10 @@ pub struct Limits {
     /// accepts them (capped by `net.core.somaxconn`). Too small, and a
     /// reconnect storm loses SYNs that clients resend only after 1 s, 3 s...
     pub listen_backlog: u32,
+    /// The longest keepalive a client may ask for, in seconds: MQTT 5
+    /// clients asking more are told this one (Server Keep Alive), 3.1.1
+    /// clients are refused (CONNACK 2), as mosquitto's `max_keepalive`.
+    pub max_keepalive_secs: u16,
 }
 
 /// Start-up behaviour.
@@ -258,6 +262,7 @@ impl Default for Limits {
             max_subscriptions: 100,
             max_retained_messages: 10_000,
             listen_backlog: 4096,
+            max_keepalive_secs: 65535,
         }
     }
 }

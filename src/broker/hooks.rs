@@ -12,8 +12,8 @@ use rmqtt::context::ServerContext;
 use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType};
 use rmqtt::session::Session;
 use rmqtt::types::{
-    AuthResult, ConnectAckReason, ConnectInfo, From, FromType, LastWill, Publish, PublishAclResult,
-    PublishResult, QoS, Reason, Subscribe, SubscribeAclResult,
+    AuthResult, ConnectAckReason, ConnectInfo, From, FromType, Id, LastWill, Publish,
+    PublishAclResult, PublishResult, QoS, Reason, Subscribe, SubscribeAclResult,
 };
 
 use super::activity::{is_v5, note, note_refusal, refusal_code};
@@ -123,8 +123,23 @@ impl Handler for Hooks {
                 self.presence(&s.id.client_id, false, reason.to_string());
                 (true, acc)
             }
+            // rmqtt has no delivery ACL hook: the expiry check is the one
+            // hook run for every delivery that can drop the message.
+            Parameter::MessageExpiryCheck(s, _, p)
+                if !self.acl_allows(&s.id, &p.topic, Access::Read) =>
+            {
+                (false, Some(HookResult::MessageExpiry))
+            }
             Parameter::MessageDropped(to, _from, p, reason) => {
-                self.count_drop(to.as_ref().map(|t| t.client_id.as_ref()), &p.topic, reason);
+                let acl_denied = matches!(reason, Reason::MessageExpiration)
+                    && to
+                        .as_ref()
+                        .is_some_and(|id| !self.acl_allows(id, &p.topic, Access::Read));
+                if acl_denied {
+                    bump(&self.state.stats.acl_drops);
+                } else {
+                    self.count_drop(to.as_ref().map(|t| t.client_id.as_ref()), &p.topic, reason);
+                }
                 (true, acc)
             }
             _ => (true, acc),
@@ -270,10 +285,10 @@ impl Hooks {
     }
 
     /// Plain MQTT mode: what `--acl-file` says (everything without one).
-    fn acl_allows(&self, s: &Session, topic: &str, access: Access) -> bool {
+    fn acl_allows(&self, id: &Id, topic: &str, access: Access) -> bool {
         self.state.acl.as_ref().is_none_or(|acl| {
-            let user = s.id.username.as_ref().map(|u| &u[..]);
-            acl.allows(user, &s.id.client_id, topic, access)
+            let user = id.username.as_ref().map(|u| &u[..]);
+            acl.allows(user, &id.client_id, topic, access)
         })
     }
 
@@ -281,7 +296,7 @@ impl Hooks {
         let st = &self.state;
         let qos = sub.opts.qos();
         if st.standard {
-            if !self.acl_allows(s, &sub.topic_filter, Access::Read) {
+            if !self.acl_allows(&s.id, &sub.topic_filter, Access::Read) {
                 let n = bump(&st.stats.subscribe_refusals);
                 tracing::info!(client_id = %s.id.client_id, filter = %sub.topic_filter, total = n, "subscribe refused by the ACL file");
                 return SubscribeAclResult::new_failure(SubscribeAckReason::NotAuthorized);
@@ -342,7 +357,7 @@ impl Hooks {
                 reason: "publishing faster than limits.max_publish_rate".into(),
             })
         } else if st.standard {
-            if self.acl_allows(s, &p.topic, Access::Write) {
+            if self.acl_allows(&s.id, &p.topic, Access::Write) {
                 Ok(())
             } else {
                 Err(Refusal {
@@ -380,7 +395,12 @@ impl Hooks {
                 .await
                 .map(|c| c.proto_ver() < 5)
                 .unwrap_or(true);
-            let disconnect = v3 || p.qos == QoS::AtMostOnce;
+            // Plain MQTT mode answers an ACL denial as mosquitto does: 3.1.1
+            // acknowledges and drops (MQTT-3.3.5-2 allows either), 5 says
+            // 0x87 in the PUBACK (QoS 0: dropped). No reason strings there:
+            // standard clients and test suites do not all parse them.
+            let acl_denial = st.standard && r.code == RefusalCode::NotAuthorized;
+            let disconnect = !acl_denial && (v3 || p.qos == QoS::AtMostOnce);
             let code = match r.code {
                 RefusalCode::NotAuthorized => PublishAckReason::NotAuthorized,
                 RefusalCode::TopicInvalid => PublishAckReason::TopicNameInvalid,
@@ -390,7 +410,7 @@ impl Hooks {
             };
             return PublishAclResult(PublishResult::reason_code(
                 code,
-                Some(r.reason.into()),
+                (!st.standard).then(|| r.reason.into()),
                 disconnect,
             ));
         }

@@ -344,6 +344,7 @@ async fn register_hooks(scx: &ServerContext, hooks: hooks::Hooks) {
         Type::ClientDisconnected,
         Type::MessageDropped,
         Type::MessageDelivered,
+        Type::MessageExpiryCheck,
     ] {
         reg.add_priority(t, 100, Box::new(hooks.clone())).await;
     }
@@ -378,6 +379,7 @@ fn builder(name: &str, addr: SocketAddr, s: &BrokerSettings) -> Builder {
         })
         .max_packet_size(packet_limit(l))
         .min_keepalive(0)
+        .max_keepalive(l.max_keepalive_secs)
         .allow_zero_keepalive(true)
         .max_inflight(NonZeroU16::new(l.max_inflight).unwrap_or(NonZeroU16::MIN))
         .max_mqueue_len(l.max_queue_len)

@@ -18,6 +18,7 @@ pub struct BrokerStats {
     pub(crate) will_refusals: AtomicU64,
     pub(crate) queue_full_drops: AtomicU64,
     pub(crate) expired_drops: AtomicU64,
+    pub(crate) acl_drops: AtomicU64,
     pub(crate) other_drops: AtomicU64,
     pub(crate) uplinks: AtomicU64,
     pub(crate) messages_in: AtomicU64,
@@ -52,6 +53,9 @@ pub struct StatsSnapshot {
     pub queue_full_drops: u64,
     /// Messages dropped because they expired before delivery.
     pub expired_drops: u64,
+    /// Messages not delivered because `--acl-file` denies the subscriber `read`.
+    #[serde(default)]
+    pub acl_drops: u64,
     /// Messages dropped for any other reason.
     pub other_drops: u64,
     /// Allowed client publishes seen by the bridge tap.
@@ -102,6 +106,7 @@ impl BrokerStats {
             will_refusals: r(&self.will_refusals),
             queue_full_drops: r(&self.queue_full_drops),
             expired_drops: r(&self.expired_drops),
+            acl_drops: r(&self.acl_drops),
             other_drops: r(&self.other_drops),
             uplinks: r(&self.uplinks),
             messages_in: r(&self.messages_in),

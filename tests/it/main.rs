@@ -8,6 +8,7 @@ mod auth;
 mod bridge;
 mod calls;
 mod cli;
+mod conformance;
 mod console;
 mod conventions;
 mod faults;

@@ -140,6 +140,9 @@ def meeting(a):
 def offline(a):
     """B is offline when invited and back within the ring time: it rings."""
     bob = Device(a.port, BOB_PHONE, a.http_port)
+    # As the SDKs do after connecting: the answer also means the controller
+    # knows B (presence from connect events is coalesced and may lag).
+    bob.request("sync")
     bob.close()  # the persistent session is created; B is now offline
     alice = Device(a.port, ALICE, a.http_port)
     call_id, _ = start_call(alice, "bob")
@@ -154,6 +157,7 @@ def offline_late(a):
     """B is offline when invited and back after the invite's time to live:
     it does not ring, it sees a missed call instead."""
     bob = Device(a.port, BOB_PHONE, a.http_port)
+    bob.request("sync")  # the controller knows B (see offline())
     bob.close()
     alice = Device(a.port, ALICE, a.http_port)
     call_id, _ = start_call(alice, "bob")

@@ -936,8 +936,17 @@ impl SessionState {
                     "received an AUTH packet but enhanced authentication is not supported",
                 )));
             }
+            // mqrtc patch 14: a second CONNECT is a Protocol Error
+            // [MQTT-3.1.0-2]; anything else unexpected too, named briefly
+            // (upstream put the packet's Debug dump, CONNECT fields included,
+            // in the DISCONNECT's reason string).
+            Packet::V3(v3::Packet::Connect(_)) | Packet::V5(v5::Packet::Connect(_)) => {
+                return Err(Reason::ProtocolError(ByteString::from_static(
+                    "a second CONNECT on one connection",
+                )));
+            }
             _ => {
-                return Err(format!("Received an unimplemented message, {pkt:?}").into());
+                return Err(Reason::ProtocolError(ByteString::from_static("a packet a server does not expect")));
             }
         }
 
@@ -2772,6 +2781,9 @@ impl SessionLike for DefaultSession {
 /// when the server stops; v5 clients get DISCONNECT 0x8B.
 pub const SERVER_SHUTTING_DOWN: &str = "server shutting down";
 
+/// mqrtc patch 14: the longest reason string sent with a DISCONNECT, in characters.
+const REASON_STRING_MAX: usize = 100;
+
 /// mqrtc patch 2: the DISCONNECT a v5 client gets when the server ends its
 /// connection, or `None` when the client ended it or the socket is gone.
 fn server_disconnect(reason: &Reason) -> Option<v5::Disconnect> {
@@ -2787,6 +2799,11 @@ fn server_disconnect(reason: &Reason) -> Option<v5::Disconnect> {
         }
         Reason::MqttError(MqttError::PublishAckReason(code, text)) => (code.to_reason_code(), text.to_string()),
         other => (other.to_reason_code(), other.to_string()),
+    };
+    // mqrtc patch 14: a reason string is a hint for people, not a dump.
+    let text = match text.char_indices().nth(REASON_STRING_MAX) {
+        Some((cut, _)) => text[..cut].to_string(),
+        None => text,
     };
     Some(v5::Disconnect { reason_code, reason_string: Some(text.into()), ..Default::default() })
 }

@@ -513,7 +513,21 @@ impl Entry for LockEntry {
         }
 
         if let Some((s, _)) = self._remove(clear_subscriptions).await {
-            if clean_start {
+            // mqrtc patch 15: a session whose client sent DISCONNECT and
+            // whose session ends there (session expiry 0, or a clean
+            // session) is over, even if its task had not finished ending it
+            // when this kick reached it; a new connection must not resume
+            // it [MQTT-3.1.2-23].
+            let ended = match (s.disconnect().await, s.connect_info().await) {
+                (Ok(Some(d)), Ok(ci)) => match ci.as_ref() {
+                    ConnectInfo::V3(_, c) => c.clean_session,
+                    ConnectInfo::V5(..) => s.fitter.session_expiry_interval(Some(&d)).is_zero(),
+                },
+                _ => false,
+            };
+            if ended {
+                Ok(OfflineSession::NotExist)
+            } else if clean_start {
                 Ok(OfflineSession::Exist(None))
             } else {
                 match s.to_offline_info().await {
