@@ -19,6 +19,8 @@
 
 use std::path::Path;
 
+use crate::bridge::filter_matches;
+
 /// What a client wants to do with a topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -136,33 +138,16 @@ impl AclFile {
         for r in mine {
             let t = expand(r);
             match (r.kind, access) {
-                (Kind::Deny, Access::Write) if matches(&t, topic) => return false,
+                (Kind::Deny, Access::Write) if filter_matches(&t, topic) => return false,
                 (Kind::Deny, Access::Read) if within(&t, topic) => return false,
-                (Kind::Write | Kind::ReadWrite, Access::Write) => granted |= matches(&t, topic),
+                (Kind::Write | Kind::ReadWrite, Access::Write) => {
+                    granted |= filter_matches(&t, topic)
+                }
                 (Kind::Read | Kind::ReadWrite, Access::Read) => granted |= within(&t, topic),
                 _ => {}
             }
         }
         granted
-    }
-}
-
-/// A topic name matches a filter (MQTT 4.7; `$` topics only by filters
-/// that start with `$`).
-pub fn matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && !filter.starts_with('$') {
-        return false;
-    }
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
     }
 }
 
@@ -237,7 +222,11 @@ pattern readwrite devices/%c/#
     fn filters_within() {
         assert!(within("a/#", "a/b/+") && within("a/+", "a/b") && within("#", "#"));
         assert!(!within("a/+", "a/#") && !within("a/b", "a/+") && !within("a", "a/b"));
-        assert!(matches("a/+/c", "a/b/c") && matches("#", "a") && !matches("#", "$SYS/x"));
+        assert!(
+            filter_matches("a/+/c", "a/b/c")
+                && filter_matches("#", "a")
+                && !filter_matches("#", "$SYS/x")
+        );
     }
 
     #[test]
