@@ -11,25 +11,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::HttpState;
-use crate::rtc::mock::JoinRequest;
-use crate::rtc::token::decode_single;
+use crate::rtc::join::JoinBody;
 use crate::rtc::RtcError;
-
-/// The body of `POST /rtc/v1/join`: the ARTC fields, or the single-parameter token alone.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub enum JoinBody {
-    /// appid, channel, userid, nonce, timestamp, token.
-    Fields(JoinRequest),
-    /// `{"token": "<Base64(JSON)>"}`.
-    Single {
-        /// The single-parameter token.
-        token: String,
-        /// The joining device's client id (optional).
-        #[serde(default)]
-        client_id: Option<String>,
-    },
-}
 
 /// The body of `POST /rtc/v1/leave`.
 #[derive(Deserialize)]
@@ -58,20 +41,9 @@ pub async fn join(
             "expected the ARTC fields or {\"token\": \"<single parameter>\"}".into(),
         ));
     };
-    let req = match body {
-        JoinBody::Fields(r) => r,
-        JoinBody::Single { token, client_id } => match decode_single(&token) {
-            Some(p) => JoinRequest {
-                appid: p.appid,
-                channel: p.channelid,
-                userid: p.userid,
-                nonce: p.nonce,
-                timestamp: p.timestamp,
-                token: p.token,
-                client_id,
-            },
-            None => return refuse(RtcError::InvalidToken),
-        },
+    let req = match body.into_request() {
+        Ok(r) => r,
+        Err(e) => return refuse(e),
     };
     match s.rtc.join(&req, crate::controller::now_ms()) {
         Ok(j) => Json(j).into_response(),

@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use rand::distr::{Alphanumeric, SampleString};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::mpsc;
 
+pub use super::join::JoinRequest;
 use super::token::{self, JoinParams};
 use super::{RtcEvent, RtcProvider};
 
@@ -53,28 +54,6 @@ impl RtcError {
             RtcError::BadRequest(_) => "bad_request",
         }
     }
-}
-
-/// A join request: the ARTC fields (or decoded from the single-parameter form).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct JoinRequest {
-    /// AppID.
-    pub appid: String,
-    /// Channel id.
-    pub channel: String,
-    /// RTC user id.
-    pub userid: String,
-    /// Nonce.
-    #[serde(default)]
-    pub nonce: String,
-    /// Expiry, Unix seconds.
-    pub timestamp: i64,
-    /// The token.
-    pub token: String,
-    /// The joining device's MQTT client id, so other members can reach it
-    /// (WebRTC signaling as P2P messages); optional, not authenticated.
-    #[serde(default)]
-    pub client_id: Option<String>,
 }
 
 /// A member of a channel and where to reach it.

@@ -4,6 +4,8 @@
 //! service's callbacks would.
 
 #[cfg(feature = "server")]
+pub mod join;
+#[cfg(feature = "server")]
 pub mod mock;
 pub mod token;
 
