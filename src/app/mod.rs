@@ -1,7 +1,7 @@
 //! The appliance: storage, provisioning, certificates, broker and HTTP,
 //! started from one `Config` and stopped by one shutdown signal.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -170,13 +170,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         router.clone(),
         stopped(stop_rx.clone()),
     );
-    let http = axum::serve(
-        http_listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stopped(stop_rx));
+    let http = http::serve::serve(http_listener, router, stopped(stop_rx));
     let servers = vec![
-        tokio::spawn(log_failure("HTTP", http.into_future())),
+        tokio::spawn(http),
         tokio::spawn(log_failure("HTTPS", https)),
     ];
 

@@ -1,6 +1,7 @@
 //! `mqrtc bench`: load generator for any MQTT broker, and a side-by-side
 //! run of this appliance and Debian's mosquitto on the same machine.
 
+mod abuse;
 mod calls;
 mod compare;
 mod console;
@@ -69,6 +70,8 @@ pub enum BenchWhat {
     Console(console::ConsoleArgs),
     /// The reconnect storm after a kill -9: persistent devices reconnect, sync and get their queued messages.
     Storm(storm::StormArgs),
+    /// Connect times on every listener, quiet and under a slowloris, and whether the appliance closes the attack's sockets.
+    Abuse(abuse::AbuseArgs),
 }
 
 /// A broker to measure and the workload's shape.
@@ -144,6 +147,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Calls(args) => calls::run(args).await?,
         BenchWhat::Console(args) => console::run(args).await?,
         BenchWhat::Storm(args) => storm::run(args).await?,
+        BenchWhat::Abuse(args) => abuse::run(args).await?,
     }
     Ok(())
 }

@@ -55,8 +55,14 @@ struct Seen {
     last_failure: Option<Duration>,
 }
 
-struct Appliance {
+pub(super) struct Appliance {
     child: Child,
+}
+
+impl Appliance {
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Appliance {
@@ -66,7 +72,8 @@ impl Drop for Appliance {
     }
 }
 
-fn serve(dir: &Path, mqtt_port: u16) -> anyhow::Result<Appliance> {
+/// Starts `mqrtc serve` on `mqtt_port` (the other ports free ones), logging to `dir`.
+pub(super) fn serve(dir: &Path, mqtt_port: u16, extra: &[&str]) -> anyhow::Result<Appliance> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -77,6 +84,7 @@ fn serve(dir: &Path, mqtt_port: u16) -> anyhow::Result<Appliance> {
         .args(["--mqtt-port", &mqtt_port.to_string()])
         .args(["--mqtts-port", "0", "--ws-port", "0", "--wss-port", "0"])
         .args(["--http-port", "0", "--https-port", "0"])
+        .args(extra)
         .env(
             "RUST_LOG",
             "info,rmqtt=warn,sled=warn,rmqtt_session_storage=info,rmqtt_storage=info",
@@ -89,7 +97,7 @@ fn serve(dir: &Path, mqtt_port: u16) -> anyhow::Result<Appliance> {
 }
 
 /// Waits for `ports.json` (written once MQTT and HTTP answer).
-async fn ready(dir: &Path, a: &mut Appliance) -> anyhow::Result<()> {
+pub(super) async fn ready(dir: &Path, a: &mut Appliance) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if crate::app::read_ports(dir).is_ok() {
@@ -286,7 +294,7 @@ pub async fn run(args: StormArgs) -> anyhow::Result<()> {
         key_id: key.id,
         secret: key.secret,
     };
-    let mut a = serve(dir.path(), port)?;
+    let mut a = serve(dir.path(), port, &[])?;
     ready(dir.path(), &mut a).await?;
     let devices = args.devices;
     let started = Instant::now();
@@ -337,7 +345,7 @@ pub async fn run(args: StormArgs) -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(args.down_secs)).await;
     let restart_at = t0.elapsed();
-    let mut a = serve(dir.path(), port)?;
+    let mut a = serve(dir.path(), port, &[])?;
     ready(dir.path(), &mut a).await?;
     let ready_at = t0.elapsed();
 

@@ -19,6 +19,7 @@ pub mod console;
 mod faults;
 mod phone;
 mod rtc;
+pub mod serve;
 pub mod tls;
 
 /// Where every listener of a running appliance is (also `ports.json`).

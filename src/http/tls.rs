@@ -4,9 +4,9 @@
 //!
 //! An acceptor task takes TCP connections and runs each TLS handshake in its
 //! own task, with a deadline, so a client that connects and says nothing
-//! delays nobody; finished handshakes are handed to `axum::serve` through a
-//! channel, which keeps its connection handling, `ConnectInfo<SocketAddr>`
-//! and graceful shutdown exactly as on the plain HTTP port.
+//! delays nobody; finished handshakes are handed to [`super::serve`] through
+//! a channel, which keeps its connection handling, `ConnectInfo<SocketAddr>`,
+//! header deadline and graceful shutdown exactly as on the plain HTTP port.
 
 use std::future::Future;
 use std::io;
@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use axum::{Extension, Router};
 
 use rustls::ServerConfig;
@@ -64,18 +63,13 @@ pub async fn serve(
     let local = listener.local_addr()?;
     let (tx, rx) = mpsc::channel(64);
     let acceptor = tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), tx));
-    let incoming = Handshaken { rx, local }.tap_io(|_| {});
-    let service = router
-        .layer(Extension(ViaHttps))
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(incoming, service)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let incoming = Handshaken { rx, local };
+    super::serve::serve(incoming, router.layer(Extension(ViaHttps)), shutdown).await;
     acceptor.abort();
-    served
+    Ok(())
 }
 
-/// Connections whose TLS handshake is done, as `axum::serve` takes them.
+/// Connections whose TLS handshake is done, as `serve` takes them.
 struct Handshaken {
     rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     local: SocketAddr,

@@ -12,6 +12,7 @@ mod conformance;
 mod console;
 mod conventions;
 mod faults;
+mod hostile;
 mod https;
 mod js_sdk;
 mod persistence;

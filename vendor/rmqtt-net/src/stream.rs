@@ -62,7 +62,13 @@ where
     /// Negotiates protocol version and returns appropriate stream
     #[inline]
     pub async fn mqtt(mut self) -> Result<MqttStream<Io>> {
-        Ok(match self.probe_version().await? {
+        // mqrtc patch 3: the first packet's header must arrive within the
+        // handshake timeout, like the CONNECT itself; a client that connects
+        // (or finishes its TLS or WebSocket handshake) and then sends nothing
+        // held its socket and task for ever.
+        let probe = tokio::time::timeout(self.cfg.handshake_timeout, self.probe_version());
+        let version = probe.await.map_err(|_| anyhow!("no MQTT packet within the handshake timeout"))??;
+        Ok(match version {
             ProtocolVersion::MQTT3 => MqttStream::V3(v3::MqttStream {
                 io: self.io,
                 remote_addr: self.remote_addr,
@@ -121,7 +127,7 @@ pub mod v3 {
     use tokio_util::codec::Framed;
 
     use crate::error::MqttError;
-    use crate::{Builder, Error, Result};
+    use crate::{Builder, Result};
     #[cfg(feature = "tls")]
     use rmqtt_codec::cert::CertInfo;
     use rmqtt_codec::error::DecodeError;
@@ -329,7 +335,10 @@ pub mod v3 {
             Poll::Ready(match futures::ready!(next) {
                 Some(Ok((MqttPacket::V3(packet), _))) => Some(Ok(packet)),
                 Some(Ok(_)) => Some(Err(MqttError::Decode(DecodeError::MalformedPacket).into())),
-                Some(Err(e)) => Some(Err(Error::from(e))),
+                // mqrtc patch 4: as an `MqttError`, so the session's end reason
+                // keeps the decode error and a v5 DISCONNECT its reason code
+                // (0x95 Packet too large, 0x81 Malformed packet), not 0x80.
+                Some(Err(e)) => Some(Err(MqttError::Decode(e).into())),
                 None => None,
             })
         }
@@ -348,7 +357,7 @@ pub mod v5 {
     use tokio_util::codec::Framed;
 
     use crate::error::MqttError;
-    use crate::{Builder, Error, Result};
+    use crate::{Builder, Result};
     #[cfg(feature = "tls")]
     use rmqtt_codec::cert::CertInfo;
     use rmqtt_codec::error::DecodeError;
@@ -556,7 +565,10 @@ pub mod v5 {
             Poll::Ready(match futures::ready!(next) {
                 Some(Ok((MqttPacket::V5(packet), _))) => Some(Ok(packet)),
                 Some(Ok(_)) => Some(Err(MqttError::Decode(DecodeError::MalformedPacket).into())),
-                Some(Err(e)) => Some(Err(Error::from(e))),
+                // mqrtc patch 4: as an `MqttError`, so the session's end reason
+                // keeps the decode error and a v5 DISCONNECT its reason code
+                // (0x95 Packet too large, 0x81 Malformed packet), not 0x80.
+                Some(Err(e)) => Some(Err(MqttError::Decode(e).into())),
                 None => None,
             })
         }
