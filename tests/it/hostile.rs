@@ -127,6 +127,13 @@ fn malformed_and_truncated_packets_are_refused_and_nothing_breaks() {
         assert!(!accepted(&answer), "{name}: {answer:02x?}");
     }
 
+    // A protocol level the appliance does not speak: CONNACK 0x01, then
+    // the close [MQTT-3.1.2-2].
+    let mut level6 = connect(4, "GID_demo@@@level6");
+    level6[8] = 6;
+    let answer = exchange(port, &level6, false).expect("level 6");
+    assert_eq!(answer, [0x20, 0x02, 0x00, 0x01]);
+
     // After a good MQTT 5 CONNECT: a packet over the limit (1 MiB) is
     // refused with DISCONNECT 0x95, the forbidden packet type 0 with 0x83
     // (the codec's "unsupported packet type").

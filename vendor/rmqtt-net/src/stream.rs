@@ -89,8 +89,16 @@ where
     /// Detects protocol version from initial handshake
     #[inline]
     async fn probe_version(&mut self) -> Result<ProtocolVersion> {
-        let Some(Ok((MqttPacket::Version(ver), _))) = self.io.next().await else {
-            return Err(anyhow!(DecodeError::InvalidProtocol));
+        let ver = match self.io.next().await {
+            Some(Ok((MqttPacket::Version(ver), _))) => ver,
+            Some(Err(DecodeError::InvalidProtocol)) if unsupported_level(self.io.read_buffer()) => {
+                // mqrtc patch 5: a CONNECT for "MQTT" at a protocol level we do
+                // not speak gets CONNACK 0x01 before the close [MQTT-3.1.2-2]
+                // (upstream closed without a word).
+                let _ = tokio::io::AsyncWriteExt::write_all(self.io.get_mut(), &[0x20, 0x02, 0x00, 0x01]).await;
+                return Err(anyhow!(DecodeError::UnsupportedProtocolLevel));
+            }
+            _ => return Err(anyhow!(DecodeError::InvalidProtocol)),
         };
 
         let codec = match ver {
@@ -103,6 +111,17 @@ where
         *self.io.codec_mut() = codec;
         Ok(ver)
     }
+}
+
+/// mqrtc patch 5: whether `buf` starts with a CONNECT whose protocol name is
+/// "MQTT" but whose level is not 4 or 5.
+fn unsupported_level(buf: &[u8]) -> bool {
+    // Fixed header: type, then 1 to 4 bytes of remaining length.
+    let Some(len_bytes) = buf.iter().skip(1).take(4).position(|b| b & 0x80 == 0) else {
+        return false;
+    };
+    let v = &buf[2 + len_bytes..];
+    buf[0] == 0x10 && v.len() > 6 && v[..6] == [0, 4, b'M', b'Q', b'T', b'T'] && !matches!(v[6], 4 | 5)
 }
 
 /// Version-specific MQTT protocol streams
