@@ -190,8 +190,8 @@ pub struct Limits {
     /// Retained messages kept in all; a new topic past it is not retained
     /// (the message is still delivered). 0: no limit.
     pub max_retained_messages: usize,
-    /// Connections the kernel holds for each listener before the broker
-    /// accepts them (capped by `net.core.somaxconn`). Too small, and a
+    /// Connections the kernel holds for each listener (MQTT and HTTP)
+    /// before the appliance accepts them (capped by `net.core.somaxconn`). Too small, and a
     /// reconnect storm loses SYNs that clients resend only after 1 s, 3 s...
     pub listen_backlog: u32,
     /// The longest keepalive a client may ask for, in seconds: MQTT 5

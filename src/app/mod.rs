@@ -108,11 +108,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         )));
     }
 
-    let http_listener = tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.ports.http))
-        .await
+    let backlog = cfg.limits.listen_backlog;
+    let http_listener = http::serve::bind(SocketAddr::new(cfg.bind, cfg.ports.http), backlog)
         .with_context(|| format!("binding HTTP on {}:{}", cfg.bind, cfg.ports.http))?;
-    let https_listener = tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.ports.https))
-        .await
+    let https_listener = http::serve::bind(SocketAddr::new(cfg.bind, cfg.ports.https), backlog)
         .with_context(|| format!("binding HTTPS on {}:{}", cfg.bind, cfg.ports.https))?;
     let ports = PortsFile {
         mqtt: bp.mqtt,

@@ -24,6 +24,20 @@ use tower::ServiceExt;
 /// from the moment it is accepted, on a kept-alive one from its first byte.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A listener on `addr` whose kernel queue holds `backlog` connections not
+/// yet accepted (`limits.listen_backlog`, as on the MQTT ports; tokio's
+/// default is 1,024, and a burst beyond it is dropped or half-open).
+pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// Serves `router` on what `listener` accepts until `shutdown` resolves,
 /// then waits for the connections to finish their requests.
 pub async fn serve<L>(mut listener: L, router: Router, shutdown: impl Future<Output = ()>)

@@ -136,10 +136,15 @@ fn malformed_and_truncated_packets_are_refused_and_nothing_breaks() {
 
     // After a good MQTT 5 CONNECT: a packet over the limit (1 MiB) is
     // refused with DISCONNECT 0x95, the forbidden packet type 0 with 0x83
-    // (the codec's "unsupported packet type").
+    // (the codec's "unsupported packet type"), a malformed one with 0x81.
     for (name, packet, code) in [
         ("PUBLISH of 2 MiB", vec![0x30, 0x80, 0x80, 0x80, 0x01], 0x95),
         ("packet type 0", vec![0x00, 0x00], 0x83),
+        (
+            "PUBLISH with QoS 3",
+            vec![0x36, 0x04, 0x00, 0x01, b'a', 0x00],
+            0x81,
+        ),
     ] {
         let mut bytes = connect(5, "GID_demo@@@hostile5");
         bytes.extend(packet);
