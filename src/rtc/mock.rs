@@ -455,4 +455,23 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn every_error_is_documented_with_its_status() {
+        let page = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/refusals.md"),
+        )
+        .expect("docs/refusals.md");
+        let all = [
+            RtcError::InvalidToken,
+            RtcError::Expired,
+            RtcError::Revoked,
+            RtcError::NoChannel,
+            RtcError::BadRequest(String::new()),
+        ];
+        for e in all {
+            let row = format!("| {} | `{}` |", e.status(), e.code());
+            assert!(page.contains(&row), "docs/refusals.md lacks {row}");
+        }
+    }
 }

@@ -285,3 +285,24 @@ fn documented_token_recomputes() {
         assert!(doc.contains(part), "docs/protocol.md lacks {part}");
     }
 }
+
+#[test]
+fn every_error_code_is_documented() {
+    let doc = document();
+    let codes: Vec<&str> = doc["$defs"]["ErrorBody"]["properties"]["code"]["oneOf"]
+        .as_array()
+        .expect("ErrorBody.code lists its codes")
+        .iter()
+        .filter_map(|c| c["const"].as_str())
+        .collect();
+    assert!(codes.len() > 10, "{codes:?}");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for page in ["docs/protocol.md", "docs/refusals.md"] {
+        let text = std::fs::read_to_string(root.join(page)).expect("the page");
+        let missing: Vec<_> = codes
+            .iter()
+            .filter(|c| !text.contains(&format!("`{c}`")))
+            .collect();
+        assert!(missing.is_empty(), "{page} does not list {missing:?}");
+    }
+}
