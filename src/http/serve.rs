@@ -38,8 +38,12 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpLi
     socket.listen(backlog)
 }
 
+/// How long a stop waits for requests in progress (an open `/tail` stream
+/// never ends by itself).
+const DRAIN: Duration = Duration::from_secs(10);
+
 /// Serves `router` on what `listener` accepts until `shutdown` resolves,
-/// then waits for the connections to finish their requests.
+/// then waits (at most [`DRAIN`]) for the connections to finish their requests.
 pub async fn serve<L>(mut listener: L, router: Router, shutdown: impl Future<Output = ()>)
 where
     L: Listener<Addr = SocketAddr>,
@@ -69,5 +73,10 @@ where
             }
         });
     }
-    graceful.shutdown().await;
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!("HTTP: requests still running after {DRAIN:?}, closed");
+    }
 }

@@ -206,3 +206,27 @@ fn a_slowloris_on_every_listener_does_not_stop_well_behaved_clients() {
     assert!(after <= before.map(|b| b + 10), "{r:#}");
     assert_eq!(r["appliance_panics"], 0, "{r:#}");
 }
+
+#[test]
+fn a_stop_does_not_wait_for_an_open_event_stream() {
+    let a = Appliance::start(&["--dev"]);
+    let mut tail = TcpStream::connect(("127.0.0.1", a.ports.http)).expect("connect");
+    tail.write_all(b"GET /api/v1/tail HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("request");
+    let mut head = [0u8; 12];
+    tail.read_exact(&mut head).expect("answer");
+    assert_eq!(&head, b"HTTP/1.1 200", "{}", String::from_utf8_lossy(&head));
+    let pid = a.pid().to_string();
+    assert!(run("kill", &["-TERM", &pid]).status.success());
+    // The stream never ends by itself; the stop waits for it at most 10 s.
+    let stat = format!("/proc/{pid}/stat");
+    let exited = (0..600).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::read_to_string(&stat).map_or(true, |s| s.contains(") Z "))
+    });
+    assert!(
+        exited,
+        "still running 60 s after SIGTERM; log:\n{}",
+        a.log()
+    );
+}
