@@ -219,14 +219,15 @@ impl SessionState {
     /// What follows the online loop: close, will, `client_disconnected`, and
     /// for a persistent session the offline loop until it expires.
     async fn after_online<Io>(
-        mut self,
+        self,
         result: std::result::Result<(), Reason>,
         mut sink: Sink<Io>,
-        mut flags: StateFlags,
+        flags: StateFlags,
         deliver_queue_tx: &MessageSender,
     ) where
         Io: AsyncRead + AsyncWrite + Unpin,
     {
+        let mut linger = false;
         match result {
             Ok(()) => {
                 log::debug!("{} exit ...", self.id);
@@ -237,7 +238,12 @@ impl SessionState {
                 // connection, before closing it (upstream sent the DISCONNECT
                 // after the close, so it never arrived).
                 if let (Sink::V5(s), Some(d)) = (&mut sink, server_disconnect(&reason)) {
-                    let _ = s.send_disconnect(d).await;
+                    // mqrtc patch 16: not `send_disconnect`, which sleeps
+                    // 500 ms after the flush; the wait for the client to read
+                    // it is the linger below, beside the rest of the ending.
+                    if s.send(v5::Packet::Disconnect(d)).await.is_ok() {
+                        linger = s.flush().await.is_ok();
+                    }
                 }
                 let _ = self.disconnected_reason_add(reason).await;
             }
@@ -251,8 +257,32 @@ impl SessionState {
         // function returned, which for a persistent session is when the
         // offline session expires (days): the file descriptor stayed open and
         // a WebSocket client never saw its connection close.
-        drop(sink);
+        if !linger {
+            drop(sink);
+            return Box::pin(self.after_close(flags, deliver_queue_tx)).await;
+        }
+        // mqrtc patch 16: after a server DISCONNECT, keep the socket until
+        // the client closes its end (reading what it still sends, so the close
+        // is no reset that could discard the DISCONNECT), at most
+        // DISCONNECT_LINGER, while the session ends beside it. rmqtt-net's
+        // `send_disconnect` slept those 500 ms inside the session task instead:
+        // a CONNECT taking the client id over waited for it (its kick is
+        // answered only when this task gets to it), which is as long as the
+        // Paho suite's client waits for a CONNACK (0.5 s), and the lock of the
+        // client id, held by that CONNECT meanwhile, refused others with
+        // "server unavailable".
+        let linger = async move {
+            let _ = tokio::time::timeout(DISCONNECT_LINGER, async {
+                while let Ok(Some(_)) = sink.recv().await {}
+            })
+            .await;
+            drop(sink);
+        };
+        futures::future::join(linger, Box::pin(self.after_close(flags, deliver_queue_tx))).await;
+    }
 
+    /// The part of `after_online` after the connection is closed.
+    async fn after_close(mut self, mut flags: StateFlags, deliver_queue_tx: &MessageSender) {
         let disconnect = self.disconnect().await.unwrap_or(None);
         let clean_session = self.clean_session(disconnect.as_ref()).await;
 
@@ -2783,6 +2813,10 @@ pub const SERVER_SHUTTING_DOWN: &str = "server shutting down";
 
 /// mqrtc patch 14: the longest reason string sent with a DISCONNECT, in characters.
 const REASON_STRING_MAX: usize = 100;
+
+/// mqrtc patch 16: how long a connection the server ended with a DISCONNECT
+/// stays open for the client to read it and close its end.
+const DISCONNECT_LINGER: Duration = Duration::from_millis(500);
 
 /// mqrtc patch 2: the DISCONNECT a v5 client gets when the server ends its
 /// connection, or `None` when the client ended it or the socket is gone.
