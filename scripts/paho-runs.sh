@@ -11,10 +11,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-5}"
 BIN="${2:-target/release/mqrtc}"
-SUITE="../shared/conformance/run-paho.sh"
+SUITE="${PAHO_SUITE:-../shared/conformance/run-paho.sh}"
 [ -x "$SUITE" ] || [ -f "$SUITE" ] || { echo "skipped: $SUITE not found" >&2; exit 0; }
 WORK="$(mktemp -d)"
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+if [ -n "${PAHO_KEEP:-}" ]; then # keep the logs (suite output per run, mqrtc.log) in $WORK
+  echo "logs in $WORK"
+  trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+else
+  trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+fi
 printf 'topic readwrite #\ntopic deny test/nosubscribe\n' > "$WORK/acl"
 printf '[limits]\nmax_keepalive_secs = 60\n' > "$WORK/mqrtc.toml"
 
@@ -30,6 +35,7 @@ run_against() { # name port
     bash "$SUITE" 127.0.0.1 "$2" 3 > "$WORK/v3.txt" 2>&1 || true
     bash "$SUITE" 127.0.0.1 "$2" 5 > "$WORK/v5.txt" 2>&1 || true
     echo "$1 run $i: MQTT 3.1.1 $(summary "$WORK/v3.txt"), MQTT 5 $(summary "$WORK/v5.txt")"
+    if [ -n "${PAHO_KEEP:-}" ]; then cp "$WORK/v3.txt" "$WORK/$1-v3-$i.txt"; cp "$WORK/v5.txt" "$WORK/$1-v5-$i.txt"; fi
   done
 }
 
@@ -42,7 +48,7 @@ echo "mqrtc $("$BIN" --version 2>/dev/null | awk '{print $2}') ($(git rev-parse 
 run_against mqrtc "$PORT"
 kill %1; wait %1 2>/dev/null || true
 
-if command -v mosquitto > /dev/null; then
+if [ -z "${PAHO_NO_MOSQUITTO:-}" ] && command -v mosquitto > /dev/null; then
   MPORT=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
   printf 'listener %s 127.0.0.1\nallow_anonymous true\nacl_file %s\nmax_keepalive 60\n' \
     "$MPORT" "$WORK/acl" > "$WORK/mosquitto.conf"
