@@ -76,15 +76,18 @@ fn the_paho_interoperability_suite_passes() {
     let out = text(&o);
     assert!(out.contains("Ran 26 tests"), "MQTT 5: {out}");
     let failed = failed(&out);
-    let must_pass = [
-        "test_basic",
-        "test_dollar_topics",
-        "test_session_expiry",
-        "test_server_keep_alive",
-        "test_zero_length_clientid",
+    // Every test must pass but these: `test_subscribe_failure` by choice
+    // (the suite accepts only 0x80; this broker says 0x87, as MQTT 5 lists),
+    // and the two that publish on one connection without waiting for the
+    // SUBACK of the subscriber on another (a race in the suite, lost now
+    // and then by any broker that serves connections on several threads).
+    let tolerated = [
+        "test_subscribe_failure",
+        "test_subscribe_options",
+        "test_request_response",
     ];
     assert!(
-        failed.len() <= 6 && !failed.iter().any(|t| must_pass.contains(&t.as_str())),
+        failed.iter().all(|t| tolerated.contains(&t.as_str())),
         "MQTT 5: failed {failed:?}:\n{out}\nappliance log:\n{}",
         a.log()
     );
