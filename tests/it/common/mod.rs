@@ -16,6 +16,11 @@ pub mod http;
 /// Browser tests take this so they run one at a time (2 cores).
 pub static BROWSER: Mutex<()> = Mutex::new(());
 
+/// The Paho suite (whose client gives a CONNACK 0.5 s) and the slowloris
+/// (thousands of TLS handshakes in a debug build) take this so they never
+/// run side by side: the second would starve the first of CPU.
+pub static TIMING: Mutex<()> = Mutex::new(());
+
 /// Takes the browser lock after checking that Debian's chromium and the npm
 /// driver are installed; returns the lock and the repository root.
 pub fn browser_test() -> (std::sync::MutexGuard<'static, ()>, &'static str) {
