@@ -81,13 +81,9 @@ fn tls_connector(data_dir: &Path) -> anyhow::Result<TlsConnector> {
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
+/// A CONNECT accepted, then DISCONNECT.
 async fn mqtt_connect<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, id: &str) -> anyhow::Result<()> {
-    s.write_all(&connect_packet(id, 0)).await?;
-    let mut ack = [0u8; 4];
-    s.read_exact(&mut ack).await?;
-    if ack[0] != 0x20 || ack[3] != 0 {
-        bail!("CONNACK {ack:02x?}");
-    }
+    super::idle::mqtt_connect(&mut s, id).await?;
     s.write_all(&[0xe0, 0]).await?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use futures::stream::{self, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Memory figures of one idle-connection run.
@@ -37,15 +37,24 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 /// One idle connection (keepalive 0), CONNACK checked.
 pub(super) async fn open_one(addr: SocketAddr, client_id: String) -> anyhow::Result<TcpStream> {
     let mut s = TcpStream::connect(addr).await?;
-    // Keepalive 0: no pings needed while idle.
-    s.write_all(&crate::probe::connect_packet(&client_id, 0))
+    tokio::time::timeout(Duration::from_secs(30), mqtt_connect(&mut s, &client_id)).await??;
+    Ok(s)
+}
+
+/// Sends a CONNECT with keepalive 0 (no pings needed while idle) on `s`
+/// and checks that the CONNACK accepts it.
+pub(super) async fn mqtt_connect<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    client_id: &str,
+) -> anyhow::Result<()> {
+    s.write_all(&crate::probe::connect_packet(client_id, 0))
         .await?;
     let mut ack = [0u8; 4];
-    tokio::time::timeout(Duration::from_secs(30), s.read_exact(&mut ack)).await??;
+    s.read_exact(&mut ack).await?;
     if ack[0] != 0x20 || ack[3] != 0 {
         bail!("CONNACK {ack:02x?} for {client_id}");
     }
-    Ok(s)
+    Ok(())
 }
 
 /// Opens `count` idle connections to `addr` and measures process `pid`.
