@@ -3,7 +3,8 @@
 # the benchmark) and mosquitto-clients, Debian's chromium (browser tests),
 # Python's paho-mqtt and openapi-spec-validator, MQTT.js, playwright-core
 # (a driver only: it never downloads a browser here) and axe-core from npm;
-# faketime (a clock earlier than the build).
+# faketime (a clock earlier than the build); Debian's prometheus (a real
+# server scrapes /metrics, promtool lints it).
 # Debian/Ubuntu; run as root (or with sudo available).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,13 +15,15 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v mosquitto_sub >/dev/null || ! command -v mosquitto >/dev/null \
    || ! command -v openssl >/dev/null || ! command -v stdbuf >/dev/null \
-   || ! command -v chromium >/dev/null || ! command -v faketime >/dev/null; then
+   || ! command -v chromium >/dev/null || ! command -v faketime >/dev/null \
+   || ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq mosquitto mosquitto-clients openssl coreutils \
     chromium fonts-dejavu-core faketime
+  $SUDO apt-get install -y -qq --no-install-recommends prometheus
 fi
 # Debian starts a mosquitto service on 1883 when it can; the tests never need it.
-$SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
+$SUDO systemctl disable --now mosquitto prometheus >/dev/null 2>&1 || true
 
 python3 -m pip install --quiet -r tests/requirements.txt
 

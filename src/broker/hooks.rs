@@ -18,7 +18,7 @@ use rmqtt::types::{
 
 use super::activity::{is_v5, note, note_refusal, refusal_code};
 use super::conns::{BrokerState, Conn, UploadRefusal};
-use super::stats::bump;
+use super::stats::{add, bump};
 use super::tail::Tapped;
 use crate::auth::{self, ConnectRefusal, Credentials};
 use crate::bridge::Uplink;
@@ -72,6 +72,7 @@ impl Handler for Hooks {
             ),
             Parameter::MessagePublish(_, from, p) => {
                 bump(&self.state.stats.messages_in);
+                add(&self.state.stats.bytes_in, p.payload.len());
                 self.state.tail.offer(|| {
                     Tapped::new(
                         &from.id.client_id,
@@ -86,8 +87,9 @@ impl Handler for Hooks {
                     None => (true, acc),
                 }
             }
-            Parameter::MessageDelivered(..) => {
+            Parameter::MessageDelivered(_, _, p) => {
                 bump(&self.state.stats.messages_out);
+                add(&self.state.stats.bytes_out, p.payload.len());
                 (true, acc)
             }
             Parameter::ClientConnected(s) => {

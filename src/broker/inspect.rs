@@ -219,6 +219,11 @@ pub(crate) async fn kick(scx: &ServerContext, client_id: &str) -> bool {
 }
 
 impl super::Broker {
+    /// Connections, offline sessions and retained messages counted now.
+    pub async fn census(&self) -> Census {
+        census(&self.scx).await
+    }
+
     /// Sessions (online, or offline and kept) matching `q`, one page.
     pub async fn clients(&self, q: &ClientQuery) -> ClientPage {
         list(&self.scx, q).await
@@ -249,4 +254,47 @@ impl super::Broker {
     pub fn tail(&self) -> TailWatch {
         self.state.tail.watch()
     }
+}
+
+/// Counts over every session at one moment, for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Census {
+    /// Open connections by listener (`mqtt`, `mqtts`, `ws`, `wss`) and
+    /// MQTT protocol level (3, 4 or 5).
+    pub connections: Vec<(&'static str, u8, u64)>,
+    /// Sessions without a connection, kept for their devices.
+    pub offline_sessions: u64,
+    /// Messages waiting in the queues of offline sessions.
+    pub queued_offline: u64,
+    /// Retained messages.
+    pub retained: u64,
+}
+
+pub(crate) async fn census(scx: &ServerContext) -> Census {
+    let sessions: Vec<Session> = {
+        let shared = scx.extends.shared().await;
+        shared
+            .iter()
+            .filter(|e| !e.id().client_id.starts_with(super::hooks::PROBE_PREFIX))
+            .filter_map(|e| e.session())
+            .collect()
+    };
+    let mut by: std::collections::BTreeMap<(&'static str, u8), u64> = Default::default();
+    let mut c = Census::default();
+    for s in sessions {
+        if s.connected().await.unwrap_or(false) {
+            let protocol = match s.connect_info().await.as_deref() {
+                Ok(ConnectInfo::V3(_, c)) => c.protocol.level(),
+                Ok(ConnectInfo::V5(..)) => 5,
+                Err(_) => 0,
+            };
+            *by.entry((listener_name(s.id.lid), protocol)).or_default() += 1;
+        } else {
+            c.offline_sessions += 1;
+            c.queued_offline += s.deliver_queue().len() as u64;
+        }
+    }
+    c.connections = by.into_iter().map(|((l, p), n)| (l, p, n)).collect();
+    c.retained = scx.extends.retain().await.count().await.max(0) as u64;
+    c
 }

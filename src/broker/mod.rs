@@ -31,7 +31,7 @@ use rmqtt::types::{Message, Reason};
 
 pub use activity::ConnEvent;
 pub use bridge::{EmbeddedBridge, CONTROLLER_CLIENT_ID};
-pub use inspect::{ClientDetail, ClientPage, ClientQuery, ClientSummary, SubscriptionInfo};
+pub use inspect::{Census, ClientDetail, ClientPage, ClientQuery, ClientSummary, SubscriptionInfo};
 pub use stats::{BrokerStats, StatsSnapshot};
 pub use tail::{TailWatch, Tapped};
 

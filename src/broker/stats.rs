@@ -23,6 +23,8 @@ pub struct BrokerStats {
     pub(crate) uplinks: AtomicU64,
     pub(crate) messages_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
     pub(crate) uplinks_busy: AtomicU64,
     pub(crate) presence_dropped: AtomicU64,
     pub(crate) sessions_lost: AtomicU64,
@@ -66,6 +68,12 @@ pub struct StatsSnapshot {
     /// Messages delivered to clients.
     #[serde(default)]
     pub messages_out: u64,
+    /// Payload bytes of the messages published into the broker.
+    #[serde(default)]
+    pub bytes_in: u64,
+    /// Payload bytes of the messages delivered to clients.
+    #[serde(default)]
+    pub bytes_out: u64,
     /// Uplinks refused because the controller's queue was full (0x97).
     #[serde(default)]
     pub uplinks_busy: u64,
@@ -85,6 +93,10 @@ pub struct StatsSnapshot {
     /// (a gauge: what a `kill -9` now would lose).
     #[serde(default)]
     pub session_writes_pending: u64,
+}
+
+pub(crate) fn add(c: &AtomicU64, n: usize) {
+    c.fetch_add(n as u64, Ordering::Relaxed);
 }
 
 pub(crate) fn bump(c: &AtomicU64) -> u64 {
@@ -111,6 +123,8 @@ impl BrokerStats {
             uplinks: r(&self.uplinks),
             messages_in: r(&self.messages_in),
             messages_out: r(&self.messages_out),
+            bytes_in: r(&self.bytes_in),
+            bytes_out: r(&self.bytes_out),
             uplinks_busy: r(&self.uplinks_busy),
             presence_dropped: r(&self.presence_dropped),
             sessions_lost: r(&self.sessions_lost),

@@ -12,6 +12,7 @@ use super::runtime::{Runtime, Staged};
 use super::supervise::{Exit, Inputs};
 use super::{new_id, now_ms};
 use crate::bridge::Downlink;
+use crate::metrics;
 use crate::rtc::token::rtc_user_id;
 
 impl Runtime {
@@ -22,13 +23,16 @@ impl Runtime {
             rtc,
             requests,
             rtc_events,
+            setups,
         } = staged;
         let rows = if batch.is_empty() {
             Vec::new()
         } else {
             let store = self.store.clone();
             let done = batch.outbox_done.clone();
+            let timer = metrics::get().commit_seconds.start_timer();
             let written = tokio::task::spawn_blocking(move || store.apply_batch(&batch)).await;
+            timer.observe_duration();
             match written {
                 Ok(Ok(rows)) => rows,
                 Ok(Err(e)) => {
@@ -58,6 +62,12 @@ impl Runtime {
         }
         for row in rows {
             let _ = self.out.send(row);
+        }
+        let m = metrics::get();
+        for received in setups {
+            m.call_setups.inc();
+            let took = received.elapsed().unwrap_or_default();
+            m.setup_seconds.observe(took.as_secs_f64());
         }
         None
     }

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::bridge::{BridgeEvent, MessageBridge, Uplink};
 use crate::calls::{Device, Engine, Input, Millis, Rules, Timer};
 use crate::directory::{SharedDirectory, TopicRole};
+use crate::metrics;
 use crate::policy;
 use crate::rtc::{token::rtc_user_id, RtcEvent, RtcProvider};
 use crate::store::{Batch, Store};
@@ -75,6 +76,8 @@ pub(super) struct Staged {
     pub(super) requests: Vec<(String, Option<String>)>,
     /// RTC callbacks in this batch (fed again if it cannot be stored).
     pub(super) rtc_events: Vec<RtcEvent>,
+    /// When the broker received each call set up in this batch.
+    pub(super) setups: Vec<std::time::SystemTime>,
 }
 
 impl Staged {
@@ -185,6 +188,9 @@ impl Runtime {
                     },
                 }
             }
+            metrics::get()
+                .queue_depth
+                .set(inputs.events.queued() as i64);
             // Outbox rows the broker took are forgotten in the same transaction.
             while let Ok(done) = inputs.sent.try_recv() {
                 staged.batch.outbox_done.extend(done);
@@ -275,6 +281,10 @@ impl Runtime {
             Err((e, req)) => {
                 staged.requests.push((from.client_id.clone(), req.clone()));
                 tracing::info!(client_id = %from.client_id, code = e.code(), "uplink refused: {e}");
+                metrics::get()
+                    .requests
+                    .with_label_values(&["invalid", e.code()])
+                    .inc();
                 let mut fx = effects::Fx::new(self, now);
                 fx.wire_error(&from, req.as_deref(), e);
                 staged.absorb(fx.finish());
@@ -296,12 +306,20 @@ impl Runtime {
                     ttl: ttl + self.settings.clock_skew_ms,
                     cmd: r.cmd.clone(),
                 };
-                self.stage(
+                let kind = r.envelope.kind.clone();
+                let result = self.stage(
                     input,
                     now,
-                    Some((from, r.envelope.kind.clone(), r.cmd, logged)),
+                    Some((from, kind.clone(), r.cmd, logged)),
                     staged,
                 );
+                metrics::get()
+                    .requests
+                    .with_label_values(&[kind.as_str(), result])
+                    .inc();
+                if kind == "call.start" && result == "ok" {
+                    staged.setups.push(up.received_at);
+                }
             }
         }
     }
@@ -357,6 +375,9 @@ impl Runtime {
             self.timers.remove(&(at, t.clone()));
             let wall_due = self.due.remove(&t).map(|(_, d)| d).unwrap_or_default();
             staged.batch.timers.push((t.clone(), None));
+            if matches!(t.kind, crate::calls::TimerKind::Ring(_)) {
+                metrics::get().ring_timeouts.inc();
+            }
             self.stage(Input::Timer(t), now_ms().max(wall_due), None, staged);
         }
     }
@@ -409,9 +430,10 @@ impl Runtime {
         now: Millis,
         request: Option<effects::RequestMeta>,
         staged: &mut Staged,
-    ) {
+    ) -> &'static str {
         let fresh = new_id();
         let produced = self.engine.apply(input, now, &fresh);
+        let result = reply_result(&produced);
         let mut fx = effects::Fx::new(self, now);
         if let Some(meta) = &request {
             fx.log_request(meta, &produced);
@@ -429,5 +451,20 @@ impl Runtime {
             }
         }
         staged.absorb((batch, rtc));
+        result
     }
+}
+
+/// How the request an input carried was answered: `ok` or the error code.
+fn reply_result(produced: &[crate::calls::Effect]) -> &'static str {
+    produced
+        .iter()
+        .find_map(|e| match e {
+            crate::calls::Effect::Reply { result, .. } => Some(match result {
+                Ok(_) => "ok",
+                Err(e) => protocol::call_error_code(*e),
+            }),
+            _ => None,
+        })
+        .unwrap_or("ok")
 }

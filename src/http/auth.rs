@@ -54,7 +54,7 @@ pub enum Denied {
     Internal(String),
 }
 
-fn peer_is_loopback(parts: &Parts) -> bool {
+pub(crate) fn peer_is_loopback(parts: &Parts) -> bool {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()

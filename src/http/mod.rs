@@ -17,6 +17,7 @@ mod assets;
 pub mod auth;
 pub mod console;
 mod faults;
+mod metrics;
 mod phone;
 mod rtc;
 pub mod serve;
@@ -93,6 +94,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/livez", get(livez))
+        .route("/metrics", get(metrics::metrics))
         .route("/rtc/v1/join", post(rtc::join))
         .route("/rtc/v1/leave", post(rtc::leave))
         .route("/rtc/v1/channels/{channel}", get(rtc::channel))

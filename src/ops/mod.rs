@@ -14,10 +14,12 @@ use crate::rtc::MockRtc;
 use crate::store::{Store, StoreError};
 
 mod access;
+mod metrics;
 mod monitor;
 pub mod provision;
 
 pub use access::{SignInError, SESSION_SECS};
+pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub use monitor::{Check, DeviceReport, Overview, Parts, Sample, Sampler, Status};
 
 /// What went wrong, in terms a person or a script can act on.

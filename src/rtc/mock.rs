@@ -126,6 +126,19 @@ impl MockRtc {
 
     /// Joins a channel with a token, at `now_ms`.
     pub fn join(&self, r: &JoinRequest, now_ms: i64) -> Result<Joined, RtcError> {
+        let out = self.join_checked(r, now_ms);
+        let result = match &out {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        };
+        crate::metrics::get()
+            .rtc_joins
+            .with_label_values(&[result])
+            .inc();
+        out
+    }
+
+    fn join_checked(&self, r: &JoinRequest, now_ms: i64) -> Result<Joined, RtcError> {
         let expected = token::token(
             &self.app_id,
             &self.app_key,
