@@ -187,6 +187,9 @@ pub struct ServeArgs {
     /// With --standard-mqtt: an ACL file in mosquitto's format.
     #[arg(long, value_name = "FILE", requires = "standard_mqtt")]
     pub acl_file: Option<PathBuf>,
+    /// Log lines as text or as JSON (one object per line).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<crate::config::LogFormat>,
     /// Tests only: loopback endpoints that break parts on purpose.
     #[arg(long, hide = true)]
     pub fault_injection: bool,
@@ -229,6 +232,13 @@ impl ServeArgs {
             let mut rtc = toml::Table::new();
             rtc.insert("public_host".into(), toml::Value::String(host.clone()));
             root.insert("rtc".into(), toml::Value::Table(rtc));
+        }
+        if let Some(f) = self.log_format {
+            let name = match f {
+                crate::config::LogFormat::Text => "text",
+                crate::config::LogFormat::Json => "json",
+            };
+            root.insert("log_format".into(), toml::Value::String(name.into()));
         }
         if self.dev {
             root.insert("dev".into(), toml::Value::Boolean(true));

@@ -37,6 +37,9 @@ pub struct Config {
     pub acl_file: Option<PathBuf>,
     /// Log filter in `tracing` `EnvFilter` syntax (`RUST_LOG` wins if set).
     pub log: String,
+    /// `text` (one line per event) or `json` (one JSON object per line, the
+    /// fields such as `client_id`, `call_id` and `req` at the top level).
+    pub log_format: LogFormat,
     /// Listener ports; 0 picks a free port (see `ports.json` in the data dir).
     pub ports: Ports,
     /// TLS certificate and key; generated into `<data_dir>/certs` when empty.
@@ -52,6 +55,17 @@ pub struct Config {
     /// For tests only: loopback `POST /debug/faults/...` endpoints that
     /// break parts of the appliance on purpose. Never in production.
     pub fault_injection: bool,
+}
+
+/// How log lines are written (to standard error).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// JSON lines, for `jq` and log shippers.
+    Json,
 }
 
 /// The call controller.
@@ -219,6 +233,7 @@ impl Default for Config {
             acl_file: None,
             standard_mqtt: false,
             log: "info,rmqtt=warn,sled=warn".into(),
+            log_format: LogFormat::Text,
             ports: Ports::default(),
             tls: Tls::default(),
             limits: Limits::default(),

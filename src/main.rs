@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use mqrtc::cli::{Cli, Command, HealthArgs, ServeArgs};
-use mqrtc::config::Config;
+use mqrtc::config::{Config, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -75,7 +75,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    init_logging(&cfg.log);
+    init_logging(&cfg.log, cfg.log_format);
     let watchdog = Watchdog::arm(Duration::from_secs(cfg.startup.watchdog_secs));
     let rt = match server_runtime() {
         Ok(rt) => rt,
@@ -120,7 +120,7 @@ fn server_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn runtime_block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    init_logging("warn");
+    init_logging("warn", LogFormat::Text);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -143,14 +143,22 @@ async fn healthcheck(a: HealthArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(default: &str) {
+fn init_logging(default: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // try_init also routes rmqtt's `log` records into tracing.
-    let _ = tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => fmt.try_init(),
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 async fn shutdown_signal() {

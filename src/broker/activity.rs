@@ -131,6 +131,9 @@ pub(crate) async fn note(a: &Activity, id: &Id, kind: &'static str, reason: Stri
         Err(_) => 0,
     };
     if let Some(e) = event(id, kind, reason, None, protocol) {
+        let transport = super::inspect::listener_name(id.lid);
+        let remote = e.address.map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(client_id = %e.client_id, remote, transport, protocol, reason = %e.reason, "{kind}");
         a.record(e);
     }
 }

@@ -110,7 +110,7 @@ pub struct ClientPage {
     pub items: Vec<ClientSummary>,
 }
 
-fn listener_name(lid: u16) -> &'static str {
+pub(super) fn listener_name(lid: u16) -> &'static str {
     super::LISTENERS
         .iter()
         .find(|(_, id)| *id == lid)

@@ -88,6 +88,13 @@ impl<'a> Fx<'a> {
         };
         let env = protocol::downlink(&new_id(), kind, req, self.now, ttl, body);
         let payload = serde_json::to_string(&env).unwrap_or_default();
+        tracing::info!(
+            client_id,
+            req = req.unwrap_or(""),
+            call_id = call_id.unwrap_or(""),
+            kind,
+            "downlink"
+        );
         if let Some(call_id) = call_id {
             self.batch.events.push((
                 call_id.to_string(),
@@ -144,7 +151,8 @@ pub fn without_join_tokens(mut v: Value) -> Value {
 
 impl Fx<'_> {
     /// Logs a request on its call's timeline (the call id from the command or its reply).
-    pub fn log_request(&mut self, meta: &RequestMeta, produced: &[Effect]) {
+    /// Returns the call id it names or was answered with, if any.
+    pub fn log_request(&mut self, meta: &RequestMeta, produced: &[Effect]) -> Option<String> {
         let (from, kind, cmd, message) = meta;
         let call_id = command_call_id(cmd).or_else(|| {
             produced.iter().find_map(|e| match e {
@@ -155,6 +163,7 @@ impl Fx<'_> {
                 _ => None,
             })
         });
+        let named = call_id.clone();
         // Only a participant's requests go on a call's timeline: anyone can
         // name a call id, and the log must not grow from outsiders' requests.
         let call_id = call_id.filter(|id| {
@@ -173,6 +182,7 @@ impl Fx<'_> {
             };
             self.batch.events.push((call_id, entry));
         }
+        named
     }
 
     fn join(&self, j: &JoinFor) -> Value {

@@ -307,11 +307,16 @@ impl Runtime {
                     cmd: r.cmd.clone(),
                 };
                 let kind = r.envelope.kind.clone();
-                let result = self.stage(
-                    input,
-                    now,
-                    Some((from, kind.clone(), r.cmd, logged)),
-                    staged,
+                let client_id = from.client_id.clone();
+                let meta = Some((from, kind.clone(), r.cmd, logged));
+                let (result, call_id) = self.stage(input, now, meta, staged);
+                tracing::info!(
+                    client_id,
+                    req = r.req,
+                    call_id = call_id.as_deref().unwrap_or(""),
+                    kind,
+                    result,
+                    "request"
                 );
                 metrics::get()
                     .requests
@@ -430,14 +435,12 @@ impl Runtime {
         now: Millis,
         request: Option<effects::RequestMeta>,
         staged: &mut Staged,
-    ) -> &'static str {
+    ) -> (&'static str, Option<String>) {
         let fresh = new_id();
         let produced = self.engine.apply(input, now, &fresh);
         let result = reply_result(&produced);
         let mut fx = effects::Fx::new(self, now);
-        if let Some(meta) = &request {
-            fx.log_request(meta, &produced);
-        }
+        let call_id = request.as_ref().and_then(|m| fx.log_request(m, &produced));
         for e in produced {
             fx.effect(e);
         }
@@ -451,7 +454,7 @@ impl Runtime {
             }
         }
         staged.absorb((batch, rtc));
-        result
+        (result, call_id)
     }
 }
 

@@ -131,6 +131,19 @@ impl MockRtc {
             Ok(_) => "ok",
             Err(e) => e.code(),
         };
+        let call_id = self
+            .lock()
+            .get(&r.channel)
+            .map(|c| c.call_id.clone())
+            .unwrap_or_default();
+        tracing::info!(
+            client_id = r.client_id.as_deref().unwrap_or(""),
+            call_id,
+            channel = r.channel,
+            user = r.userid,
+            result,
+            "rtc join"
+        );
         crate::metrics::get()
             .rtc_joins
             .with_label_values(&[result])

@@ -15,6 +15,7 @@ mod faults;
 mod hostile;
 mod https;
 mod js_sdk;
+mod logs;
 mod metrics;
 mod persistence;
 mod phone;

@@ -74,7 +74,10 @@ impl Prometheus {
         .expect("prometheus.yml");
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", conf.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::from(
@@ -117,30 +120,54 @@ async fn prometheus_scrapes_calls_connections_and_the_process() {
     let a = Appliance::start(&["--dev"]);
     let (alice, _alice_ev) = device(a.ports.mqtt, "GID_demo@@@alice").await;
     let (_bob, mut bob_ev) = device(a.ports.mqtt, "GID_demo@@@bob").await;
-    let call = alice.start_call(&["bob"], Media::Audio).await.expect("call.start");
+    let call = alice
+        .start_call(&["bob"], Media::Audio)
+        .await
+        .expect("call.start");
     tokio::time::timeout(WAIT, async {
-        while !matches!(bob_ev.recv().await, Some(Event::Call(CallEvent::Invite { .. })) | None) {}
+        while !matches!(
+            bob_ev.recv().await,
+            Some(Event::Call(CallEvent::Invite { .. })) | None
+        ) {}
     })
     .await
     .expect("bob's invite");
 
     let (status, body) = request(a.ports.http, "GET", "/metrics", &[], None);
     assert_eq!(status, 200, "{body}");
-    assert_eq!(sample(&body, "mqrtc_call_setups_total"), Some(1.0), "{body}");
     assert_eq!(
-        sample(&body, r#"mqrtc_controller_requests_total{result="ok",type="call.start"}"#),
+        sample(&body, "mqrtc_call_setups_total"),
         Some(1.0),
         "{body}"
     );
-    assert_eq!(sample(&body, r#"mqrtc_calls{state="ringing"}"#), Some(1.0), "{body}");
-    assert_eq!(sample(&body, "mqrtc_call_setup_seconds_count"), Some(1.0), "{body}");
+    assert_eq!(
+        sample(
+            &body,
+            r#"mqrtc_controller_requests_total{result="ok",type="call.start"}"#
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, r#"mqrtc_calls{state="ringing"}"#),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "mqrtc_call_setup_seconds_count"),
+        Some(1.0),
+        "{body}"
+    );
     let open: f64 = body
         .lines()
         .filter(|l| l.starts_with("mqrtc_connections{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert_eq!(open, 2.0, "alice and bob: {body}");
-    assert!(sample(&body, "process_resident_memory_bytes").unwrap_or(0.0) > 0.0, "{body}");
+    assert!(
+        sample(&body, "process_resident_memory_bytes").unwrap_or(0.0) > 0.0,
+        "{body}"
+    );
     drop(call);
 
     // The text format as Prometheus's own linter reads it.
@@ -151,9 +178,17 @@ async fn prometheus_scrapes_calls_connections_and_the_process() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool (Debian's prometheus package)");
-    lint.stdin.take().expect("stdin").write_all(body.as_bytes()).expect("write");
+    lint.stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write");
     let out = lint.wait_with_output().expect("promtool");
-    assert!(out.status.success(), "promtool check metrics: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}",
+        text(&out)
+    );
 
     let p = Prometheus::scraping(a.ports.http);
     let setups = p.value_of("mqrtc_call_setups_total");
@@ -187,7 +222,14 @@ fn a_scrape_from_another_address_needs_an_api_key() {
     let dir = a.path().to_str().expect("utf-8 path").to_string();
     let o = run(
         env!("CARGO_BIN_EXE_mqrtc"),
-        &["admin", "api-key-create", "prometheus", "--data-dir", &dir, "--json"],
+        &[
+            "admin",
+            "api-key-create",
+            "prometheus",
+            "--data-dir",
+            &dir,
+            "--json",
+        ],
     );
     assert!(o.status.success(), "{}", text(&o));
     let key: Value = serde_json::from_slice(&o.stdout).expect("JSON");
