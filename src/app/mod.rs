@@ -21,6 +21,7 @@ use crate::store::{Store, DEMO_INSTANCE};
 
 mod background;
 mod checks;
+mod notify;
 
 use background::{follow_provisioning, renew_certificates, Provisioning};
 use checks::{warn_if_clock_is_behind, warn_if_exposed};
@@ -187,6 +188,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     warn_if_exposed(&cfg, &ports);
     let ports_path = cfg.data_dir.join(PORTS_FILE);
     write_ports(&ports_path, &ports)?;
+    background.extend(notify::watchdog(loopback));
+    notify::ready(&format!("MQTT {} HTTP {}", ports.mqtt, ports.http));
     tracing::info!(
         mqtt = ports.mqtt, mqtts = ports.mqtts, ws = ports.ws, wss = ports.wss, http = ports.http,
         https = ports.https, bind = %cfg.bind, public_host, data_dir = %cfg.data_dir.display(), dev = cfg.dev, standard_mqtt = cfg.standard_mqtt,
@@ -216,6 +219,7 @@ impl Running {
     /// ends: afterwards shut the runtime down with `shutdown_background` (or
     /// exit the process), do not wait for it.
     pub async fn stop(self) {
+        notify::stopping();
         self.background.iter().for_each(|t| t.abort());
         let _ = std::fs::remove_file(&self.ports_path);
         let _ = self.http_stop.send(true);

@@ -17,6 +17,7 @@ mod https;
 mod js_sdk;
 mod logs;
 mod metrics;
+mod packaging;
 mod persistence;
 mod phone;
 mod rust_client;
