@@ -10,6 +10,7 @@ mod calls;
 mod cli;
 mod conformance;
 mod console;
+mod container;
 mod conventions;
 mod faults;
 mod hostile;
