@@ -26,3 +26,4 @@ mod sdk;
 mod security;
 mod standard;
 mod transports;
+mod upgrade;
