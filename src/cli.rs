@@ -90,6 +90,10 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Back up a data directory, also while the appliance runs (`docs/install.md`).
+    Backup(BackupArgs),
+    /// Restore a backup into a new data directory.
+    Restore(RestoreArgs),
     /// Console accounts and admin API keys.
     Admin {
         /// What to do.
@@ -321,4 +325,41 @@ mod tests {
         let cli = Cli::parse_from(["mqrtc"]);
         assert!(cli.command.is_none());
     }
+}
+
+/// `mqrtc backup`.
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The backup file to write (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub to: PathBuf,
+    /// Data directory to back up.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "MQRTC_DATA_DIR",
+        default_value = "mqrtc-data"
+    )]
+    pub data_dir: PathBuf,
+    /// Include the keys and secrets (master.key, rtc-app.key, certificate
+    /// keys, password files); the file is then sealed with a passphrase.
+    #[arg(long)]
+    pub include_keys: bool,
+    /// File holding the passphrase (else MQRTC_BACKUP_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// `mqrtc restore`.
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The backup file.
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+    /// The new data directory (must not exist, or be empty).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// File holding the passphrase of a sealed backup (else MQRTC_BACKUP_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
 }

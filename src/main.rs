@@ -39,10 +39,36 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Backup(a) => report(mqrtc::backup::passphrase(a.passphrase_file.as_deref()).and_then(|p| {
+            let keys = match (a.include_keys, p) {
+                (true, None) => anyhow::bail!("--include-keys needs a passphrase: --passphrase-file FILE or MQRTC_BACKUP_PASSPHRASE"),
+                (true, Some(p)) => Some(p),
+                (false, _) => None,
+            };
+            mqrtc::backup::backup(&a.data_dir, &a.to, keys.as_deref())
+        })),
+        Command::Restore(a) => report(
+            mqrtc::backup::passphrase(a.passphrase_file.as_deref())
+                .and_then(|p| mqrtc::backup::restore(&a.from, &a.data_dir, p.as_deref())),
+        ),
         Command::Device { target, run, .. } => runtime_block_on(async move {
             mqrtc::device::run(*run, target.json, &target.data_dir).await
         }),
         _ => unreachable!("provisioning commands were handled above"),
+    }
+}
+
+/// Prints a command's summary, or its error (exit 1).
+fn report(r: anyhow::Result<String>) -> ExitCode {
+    match r {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mqrtc: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

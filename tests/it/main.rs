@@ -5,6 +5,7 @@ mod common;
 
 mod api;
 mod auth;
+mod backup;
 mod bridge;
 mod calls;
 mod cli;
