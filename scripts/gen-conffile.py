@@ -25,7 +25,8 @@ for m in re.finditer(r"pub struct (\w+) \{(.*?)\n\}", src, re.S):
         elif not line.startswith("#["):
             pending = []
 sections = {"": "Config", "ports": "Ports", "tls": "Tls", "limits": "Limits",
-            "startup": "Startup", "controller": "Controller", "rtc": "Rtc"}
+            "startup": "Startup", "controller": "Controller", "rtc": "Rtc",
+            "webhooks": "Webhooks"}
 optional = {  # keys that are unset by default: shown as prose, not as a value
     "": [("acl_file", '"/etc/mqrtc/acl"')],
     "tls": [("cert", '"/etc/mqrtc/server.crt"'), ("key", '"/etc/mqrtc/server.key"')],

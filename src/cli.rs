@@ -90,6 +90,15 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Signed webhooks: each instance's endpoint, and every delivery attempt.
+    Webhook {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: crate::webhooks::cli::WebhookCmd,
+        /// Data dir and output format.
+        #[command(flatten)]
+        target: Target,
+    },
     /// Back up a data directory, also while the appliance runs (`docs/install.md`).
     Backup(BackupArgs),
     /// Restore a backup into a new data directory.

@@ -52,6 +52,8 @@ pub struct Config {
     pub controller: Controller,
     /// The RTC token issuer and mock RTC service.
     pub rtc: Rtc,
+    /// Delivery of the signed webhooks (endpoints: `mqrtc webhook set`).
+    pub webhooks: Webhooks,
     /// For tests only: loopback `POST /debug/faults/...` endpoints that
     /// break parts of the appliance on purpose. Never in production.
     pub fault_injection: bool,
@@ -87,6 +89,32 @@ pub struct Controller {
     /// Ended calls and their timelines are deleted after this many days
     /// (0 keeps them for ever).
     pub retention_days: u64,
+}
+
+/// How webhook events are delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Webhooks {
+    /// Wait before the first retry of a failed delivery, in milliseconds;
+    /// each next retry waits twice as long.
+    pub retry_base_ms: u64,
+    /// Longest wait between two attempts, in seconds.
+    pub retry_max_secs: u64,
+    /// An event not delivered after this many hours is given up.
+    pub give_up_after_hours: u64,
+    /// Time limit of one attempt, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Webhooks {
+            retry_base_ms: 1000,
+            retry_max_secs: 600,
+            give_up_after_hours: 72,
+            timeout_secs: 10,
+        }
+    }
 }
 
 /// The RTC token issuer and mock RTC channel service.
@@ -240,6 +268,7 @@ impl Default for Config {
             startup: Startup::default(),
             controller: Controller::default(),
             rtc: Rtc::default(),
+            webhooks: Webhooks::default(),
             fault_injection: false,
         }
     }

@@ -58,3 +58,5 @@ pub mod signature;
 pub mod store;
 #[cfg(feature = "server")]
 pub mod tarpit;
+#[cfg(feature = "server")]
+pub mod webhooks;

@@ -47,6 +47,7 @@ fn main() -> ExitCode {
             };
             mqrtc::backup::backup(&a.data_dir, &a.to, keys.as_deref())
         })),
+        Command::Webhook { cmd, target } => report(mqrtc::webhooks::cli::run(&cmd, &target.data_dir, target.json)),
         Command::Restore(a) => report(
             mqrtc::backup::passphrase(a.passphrase_file.as_deref())
                 .and_then(|p| mqrtc::backup::restore(&a.from, &a.data_dir, p.as_deref())),

@@ -135,6 +135,20 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     } else {
         None
     };
+    if controller.is_some() {
+        let w = &cfg.webhooks;
+        let settings = crate::webhooks::Settings {
+            retry_base: Duration::from_millis(w.retry_base_ms),
+            retry_max: Duration::from_secs(w.retry_max_secs),
+            give_up_after: Duration::from_secs(w.give_up_after_hours * 3600),
+            timeout: Duration::from_secs(w.timeout_secs),
+        };
+        let dir = cfg.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open_dir(&dir))
+            .await?
+            .context("while opening the database for webhooks")?;
+        background.push(crate::webhooks::start(Arc::new(store), settings));
+    }
     let controller_ms = ms(began);
     if cfg.fault_injection {
         tracing::warn!("fault injection is on (/debug/faults): for tests only");

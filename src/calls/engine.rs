@@ -114,7 +114,12 @@ impl Engine {
         self.channels.get(channel).and_then(|id| self.calls.get(id))
     }
 
-    /// Calls not yet over.
+    /// Every call it holds (live ones, and ended ones not yet pruned).
+    pub fn calls(&self) -> impl Iterator<Item = &Call> {
+        self.calls.values()
+    }
+
+    /// Calls not over yet.
     pub fn live_calls(&self) -> impl Iterator<Item = &Call> {
         self.live.iter().filter_map(|id| self.calls.get(id))
     }

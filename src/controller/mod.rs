@@ -13,6 +13,8 @@ mod commit;
 #[cfg(feature = "server")]
 mod effects;
 #[cfg(feature = "server")]
+mod events;
+#[cfg(feature = "server")]
 mod outbox;
 #[cfg(feature = "server")]
 mod runtime;

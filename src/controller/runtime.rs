@@ -63,6 +63,8 @@ pub(super) struct Runtime {
     pub(super) out: mpsc::UnboundedSender<crate::store::OutboxRow>,
     /// Presence must be read again from the broker.
     pub(super) resync: bool,
+    /// The calls' phases, for webhook events.
+    pub(super) phases: super::events::Phases,
 }
 
 /// Inputs staged for one commit: their merged batch and RTC operations,
@@ -92,6 +94,7 @@ impl Staged {
         t.replies.extend(b.replies);
         t.devices.extend(b.devices);
         t.events.extend(b.events);
+        t.webhooks.extend(b.webhooks);
         self.rtc.extend(rtc);
     }
 }
@@ -111,7 +114,9 @@ impl Runtime {
         rtc: Arc<dyn RtcProvider>,
         out: mpsc::UnboundedSender<crate::store::OutboxRow>,
     ) -> Runtime {
+        let phases = super::events::Phases::of(engine.calls());
         let mut rt = Runtime {
+            phases,
             settings,
             engine,
             bridge,
@@ -241,13 +246,20 @@ impl Runtime {
         match ev {
             BridgeEvent::Connected { client_id, .. } => {
                 if let Some(d) = self.device(&client_id) {
+                    let ev = super::events::presence(&d.instance, &client_id, true, "", now_ms());
+                    staged.batch.webhooks.push(ev);
                     self.seen(&d, now_ms(), staged);
                     self.engine.apply(Input::Presence(d, true), now_ms(), "-");
                 }
             }
             BridgeEvent::Uplink(up) => self.uplink(up, staged),
-            BridgeEvent::Disconnected { client_id, .. } => {
+            BridgeEvent::Disconnected {
+                client_id, reason, ..
+            } => {
                 if let Some(d) = self.device(&client_id) {
+                    let ev =
+                        super::events::presence(&d.instance, &client_id, false, &reason, now_ms());
+                    staged.batch.webhooks.push(ev);
                     self.engine.apply(Input::Presence(d, false), now_ms(), "-");
                 }
             }
@@ -399,7 +411,8 @@ impl Runtime {
     /// wait long, ended calls past the retention.
     async fn prune(&mut self) {
         let now = now_ms();
-        self.engine.prune(now);
+        let gone = self.engine.prune(now);
+        self.phases.forget(&gone);
         let store = self.store.clone();
         let retention = self.settings.retention_ms;
         let pruned = tokio::task::spawn_blocking(move || {
@@ -439,6 +452,9 @@ impl Runtime {
         let fresh = new_id();
         let produced = self.engine.apply(input, now, &fresh);
         let result = reply_result(&produced);
+        let engine = &self.engine;
+        let hooks = self.phases.changed(&produced, |id| engine.call(id), now);
+        staged.batch.webhooks.extend(hooks);
         let mut fx = effects::Fx::new(self, now);
         let call_id = request.as_ref().and_then(|m| fx.log_request(m, &produced));
         for e in produced {

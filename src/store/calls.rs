@@ -71,6 +71,8 @@ pub struct Batch {
     pub events: Vec<(String, TimelineEntry)>,
     /// Outbox rows the broker has taken, to forget.
     pub outbox_done: Vec<i64>,
+    /// Webhook events (kept for instances with an endpoint).
+    pub webhooks: Vec<super::WebhookEvent>,
 }
 
 impl Batch {
@@ -83,6 +85,7 @@ impl Batch {
             && self.devices.is_empty()
             && self.events.is_empty()
             && self.outbox_done.is_empty()
+            && self.webhooks.is_empty()
     }
 }
 
@@ -193,6 +196,7 @@ impl Store {
             )?
             .execute(params![c, q, serde_json::to_string(result).map_err(corrupt)?, until])?;
         }
+        super::webhooks::insert(&tx, &b.webhooks)?;
         for (d, at) in &b.devices {
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO call_devices (client_id, user_id, instance_id, first_seen) VALUES (?1, ?2, ?3, ?4)",

@@ -16,6 +16,7 @@ mod credentials;
 mod load;
 mod provision;
 mod secrets;
+mod webhooks;
 
 pub use admins::{ApiKeyRow, NewApiKey, SignedIn, FIRST_ADMIN};
 pub use calls::{Batch, Loaded, OutboxRow, TimelineEntry};
@@ -25,6 +26,7 @@ pub use provision::{
     DemoTenant, GrantRow, GroupRow, InstanceRow, NewAccessKey, TopicRow, DEMO_INSTANCE,
 };
 pub use secrets::{token_hash, MasterKey};
+pub use webhooks::{Attempt, Delivery, DueEvent, WebhookEvent};
 
 /// Migrations in order; the database keeps the number of the last applied
 /// one in `PRAGMA user_version`.
@@ -35,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_console.sql"),
     include_str!("migrations/0005_retention.sql"),
     include_str!("migrations/0006_timeline_tokens.sql"),
+    include_str!("migrations/0007_webhooks.sql"),
 ];
 
 /// Storage errors.

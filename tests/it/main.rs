@@ -28,3 +28,4 @@ mod security;
 mod standard;
 mod transports;
 mod upgrade;
+mod webhooks;

@@ -1,0 +1,264 @@
+//! Webhooks: each instance's endpoint and secret, the durable outbox of
+//! events (written in the controller's transactions) and every delivery
+//! attempt.
+
+use base64::Engine;
+use rand::RngCore;
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use super::{Store, StoreError};
+
+/// An event to deliver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookEvent {
+    /// `webhook-id`: the same on every attempt.
+    pub id: String,
+    /// Whose endpoint gets it.
+    pub instance: String,
+    /// `call.started`, ...
+    pub kind: String,
+    /// The call it is about, if any (for the call's page).
+    pub call_id: Option<String>,
+    /// The body, as sent.
+    pub payload: String,
+    /// Unix milliseconds.
+    pub at: i64,
+}
+
+/// An event due for an attempt, with where it goes.
+#[derive(Debug, Clone)]
+pub struct DueEvent {
+    /// The event.
+    pub event: WebhookEvent,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Endpoint.
+    pub url: String,
+    /// `whsec_...`.
+    pub secret: String,
+}
+
+/// One attempt, as listed.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Attempt {
+    /// Unix milliseconds.
+    pub at: i64,
+    /// HTTP status; none when nothing answered.
+    pub status: Option<u16>,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// How long it took.
+    pub ms: i64,
+}
+
+/// An event with its delivery so far.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Delivery {
+    /// `webhook-id`.
+    pub id: String,
+    /// Instance.
+    pub instance: String,
+    /// Event type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The call, if any.
+    pub call_id: Option<String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// `delivered`, `pending` or `failed` (gave up).
+    pub state: String,
+    /// Every attempt, oldest first.
+    pub attempts: Vec<Attempt>,
+}
+
+/// Writes `events` for the instances that have an endpoint.
+pub(super) fn insert(tx: &Transaction<'_>, events: &[WebhookEvent]) -> rusqlite::Result<()> {
+    for e in events {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO webhook_events (id, instance_id, type, call_id, payload, created_at, next_attempt_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6 WHERE EXISTS (SELECT 1 FROM webhooks WHERE instance_id = ?2)",
+        )?
+        .execute(params![e.id, e.instance, e.kind, e.call_id, e.payload, e.at])?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Sets (or replaces) an instance's endpoint with a new secret, returned once.
+    pub fn set_webhook(&self, instance: &str, url: &str) -> Result<String, StoreError> {
+        let uri: hyper::Uri = url
+            .parse()
+            .map_err(|e| StoreError::Invalid(format!("not a URL: {url}: {e}")))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+            return Err(StoreError::Invalid(format!(
+                "not an http:// or https:// URL: {url}"
+            )));
+        }
+        let exists: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM instances WHERE id = ?1",
+                params![instance],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "instance {instance} does not exist"
+            )));
+        }
+        let mut raw = [0u8; 24];
+        rand::rng().fill_bytes(&mut raw);
+        let secret = format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        );
+        self.conn().execute(
+            "INSERT INTO webhooks (instance_id, url, secret, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (instance_id) DO UPDATE SET url = ?2, secret = ?3, created_at = ?4",
+            params![instance, url, self.key().seal(&secret), super::unix_now()],
+        )?;
+        Ok(secret)
+    }
+
+    /// Every endpoint: (instance, URL).
+    pub fn webhooks(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let c = self.conn();
+        let mut q = c.prepare("SELECT instance_id, url FROM webhooks ORDER BY instance_id")?;
+        let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Removes an instance's endpoint (events not yet delivered stay, failed).
+    pub fn delete_webhook(&self, instance: &str) -> Result<(), StoreError> {
+        let n = self.conn().execute(
+            "DELETE FROM webhooks WHERE instance_id = ?1",
+            params![instance],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "instance {instance} has no webhook"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` events due at `now`, oldest first.
+    pub fn due_webhook_events(&self, now: i64, limit: usize) -> Result<Vec<DueEvent>, StoreError> {
+        let rows: Vec<(WebhookEvent, u32, String, Vec<u8>)> = {
+            let c = self.conn();
+            let mut q = c.prepare_cached(
+                "SELECT e.id, e.instance_id, e.type, e.call_id, e.payload, e.created_at, e.attempts, w.url, w.secret
+                 FROM webhook_events e JOIN webhooks w ON w.instance_id = e.instance_id
+                 WHERE e.delivered_at IS NULL AND e.failed_at IS NULL AND e.next_attempt_at <= ?1
+                 ORDER BY e.created_at, e.id LIMIT ?2",
+            )?;
+            let rows = q.query_map(params![now, limit as i64], |r| {
+                Ok((
+                    WebhookEvent {
+                        id: r.get(0)?,
+                        instance: r.get(1)?,
+                        kind: r.get(2)?,
+                        call_id: r.get(3)?,
+                        payload: r.get(4)?,
+                        at: r.get(5)?,
+                    },
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        rows.into_iter()
+            .map(|(event, attempts, url, sealed)| {
+                Ok(DueEvent {
+                    event,
+                    attempts,
+                    url,
+                    secret: self.key().open(&sealed)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records an attempt: delivered, or the next try at `retry_at`
+    /// (`None`: given up).
+    pub fn record_attempt(
+        &self,
+        id: &str,
+        a: &Attempt,
+        delivered: bool,
+        retry_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn();
+        let tx = c.transaction()?;
+        tx.execute(
+            "INSERT INTO webhook_attempts (event_id, at, status, error, ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, a.at, a.status, a.error, a.ms],
+        )?;
+        tx.execute(
+            "UPDATE webhook_events SET attempts = attempts + 1,
+                delivered_at = CASE WHEN ?2 THEN ?3 END,
+                next_attempt_at = COALESCE(?4, next_attempt_at),
+                failed_at = CASE WHEN NOT ?2 AND ?4 IS NULL THEN ?3 END
+             WHERE id = ?1",
+            params![id, delivered, a.at, retry_at],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Events with their attempts, newest first: of one call, or of one
+    /// instance, or all.
+    pub fn webhook_deliveries(
+        &self,
+        instance: Option<&str>,
+        call_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let c = self.conn();
+        let mut q = c.prepare_cached(
+            "SELECT id, instance_id, type, call_id, created_at, delivered_at, failed_at FROM webhook_events
+             WHERE (?1 IS NULL OR instance_id = ?1) AND (?2 IS NULL OR call_id = ?2)
+             ORDER BY created_at DESC, id DESC LIMIT ?3",
+        )?;
+        let mut out: Vec<Delivery> = q
+            .query_map(params![instance, call_id, limit as i64], |r| {
+                let delivered: Option<i64> = r.get(5)?;
+                let failed: Option<i64> = r.get(6)?;
+                Ok(Delivery {
+                    id: r.get(0)?,
+                    instance: r.get(1)?,
+                    kind: r.get(2)?,
+                    call_id: r.get(3)?,
+                    created_at: r.get(4)?,
+                    state: match (delivered, failed) {
+                        (Some(_), _) => "delivered",
+                        (None, Some(_)) => "failed",
+                        _ => "pending",
+                    }
+                    .into(),
+                    attempts: Vec::new(),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut a = c.prepare_cached(
+            "SELECT at, status, error, ms FROM webhook_attempts WHERE event_id = ?1 ORDER BY at, rowid",
+        )?;
+        for d in &mut out {
+            d.attempts = a
+                .query_map(params![d.id], |r| {
+                    Ok(Attempt {
+                        at: r.get(0)?,
+                        status: r.get(1)?,
+                        error: r.get(2)?,
+                        ms: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(out)
+    }
+}
