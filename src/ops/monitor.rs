@@ -338,6 +338,15 @@ impl Ops {
         self.db(move |s| s.timeline(&id)).await
     }
 
+    /// The webhook events of a call with every delivery attempt, oldest first.
+    pub async fn call_webhooks(&self, id: String) -> Result<Vec<crate::store::Delivery>, OpsError> {
+        let mut all = self
+            .db(move |s| s.webhook_deliveries(None, Some(&id), 500))
+            .await?;
+        all.reverse();
+        Ok(all)
+    }
+
     /// RTC channels and their members.
     pub fn channels(&self) -> Vec<ChannelInfo> {
         self.rtc.channels()

@@ -18,6 +18,7 @@ use mqrtc::client::{Client, Event, Events, Options};
 use serde_json::Value;
 use sha2::Sha256;
 
+use crate::common::http::request;
 use crate::common::{run, text, Appliance};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -308,5 +309,34 @@ async fn every_event_arrives_signed_through_failures_downtime_and_kill_9() {
         text(&o).contains("call.missed") && text(&o).contains("status="),
         "{}",
         text(&o)
+    );
+    // The call's page and the admin API show them too (--dev: loopback needs no sign-in).
+    let (status, page) = request(
+        a.ports.http,
+        "GET",
+        &format!("/console/calls/{missed}"),
+        &[],
+        None,
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("id=\"webhooks\"")
+            && page.contains("call.missed")
+            && page.contains("HTTP 204"),
+        "{page}"
+    );
+    let (status, body) = request(
+        a.ports.http,
+        "GET",
+        &format!("/api/v1/calls/{missed}/webhooks"),
+        &[],
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let listed: Vec<Value> = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        listed.first().map(|d| d["type"].clone()),
+        Some(Value::from("call.started")),
+        "{body}"
     );
 }

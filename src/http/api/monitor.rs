@@ -30,6 +30,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<HttpState>> {
         .routes(routes!(list_calls))
         .routes(routes!(get_call))
         .routes(routes!(call_timeline))
+        .routes(routes!(call_webhooks))
         .routes(routes!(list_channels))
         .routes(routes!(list_api_keys, create_api_key))
         .routes(routes!(revoke_api_key))
@@ -111,6 +112,17 @@ async fn call_timeline(State(s): S, _a: ApiAdmin, Path(id): Path<String>) -> Api
         call_id: id,
         messages,
     }))
+}
+
+/// A call's webhook events with every delivery attempt, oldest first.
+#[utoipa::path(get, path = "/calls/{call_id}/webhooks", tag = "calls", params(("call_id" = String, Path)),
+    responses((status = 200, body = [crate::store::Delivery]), (status = 401, body = ErrorBody)))]
+async fn call_webhooks(
+    State(s): S,
+    _a: ApiAdmin,
+    Path(id): Path<String>,
+) -> ApiResult<Vec<crate::store::Delivery>> {
+    Ok(Json(s.ops.call_webhooks(id).await?))
 }
 
 /// RTC channels of the mock RTC service with their members.

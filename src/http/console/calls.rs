@@ -75,7 +75,42 @@ pub struct CallView {
     participants: Vec<PartRow>,
     diagram: Diagram,
     messages: Vec<MsgRow>,
+    webhooks: Vec<HookRow>,
     path: String,
+}
+
+/// One webhook event of the call and its attempts.
+pub struct HookRow {
+    at: String,
+    id: String,
+    kind: String,
+    state: String,
+    attempts: Vec<String>,
+}
+
+fn hook_row(d: &crate::store::Delivery) -> HookRow {
+    HookRow {
+        at: when(d.created_at),
+        id: d.id.clone(),
+        kind: d.kind.clone(),
+        state: d.state.clone(),
+        attempts: d
+            .attempts
+            .iter()
+            .map(|a| {
+                let status = a
+                    .status
+                    .map_or("no answer".to_string(), |c| format!("HTTP {c}"));
+                let error = a
+                    .error
+                    .as_deref()
+                    .filter(|_| a.status.is_none())
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default();
+                format!("{} {status}{error} ({} ms)", when(a.at), a.ms)
+            })
+            .collect(),
+    }
 }
 
 fn word<T: serde::Serialize>(v: &T) -> String {
@@ -102,6 +137,7 @@ pub async fn call(
 ) -> PageResult<CallView> {
     let call = s.ops.call(id.clone()).await?;
     let timeline = s.ops.timeline(id.clone()).await?;
+    let webhooks = s.ops.call_webhooks(id.clone()).await?;
     let participants = call
         .participants
         .iter()
@@ -121,6 +157,7 @@ pub async fn call(
         participants,
         diagram: layout(&timeline),
         messages: timeline.iter().map(msg_row).collect(),
+        webhooks: webhooks.iter().map(hook_row).collect(),
         path: url_encode(&id),
         row,
     })
