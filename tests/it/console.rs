@@ -24,6 +24,7 @@ fn console_in_headless_chromium() {
         .env("MQRTC_BIN", env!("CARGO_BIN_EXE_mqrtc"))
         .env("MQRTC_DEMO_KEY_ID", key_id)
         .env("MQRTC_DEMO_SECRET", secret)
+        .env("MQRTC_TEST_DATA_DIR", a.path())
         .env("SCREENSHOT_DIR", format!("{root}/docs/screenshots"))
         .output()
         .expect("node");

@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
 import { launch, openPage, axeCheck, noErrors, shot, eventually } from './lib.mjs';
 
 const env = (k) => {
@@ -19,6 +20,7 @@ const PASSWORD = env('MQRTC_PASSWORD');
 const BIN = env('MQRTC_BIN');
 const [DEMO_KEY, DEMO_SECRET] = [env('MQRTC_DEMO_KEY_ID'), env('MQRTC_DEMO_SECRET')];
 const HTTP_PORT = new URL(BASE).port;
+const DATA_DIR = env('MQRTC_TEST_DATA_DIR');
 
 let browser, context, page;
 const children = [];
@@ -150,6 +152,17 @@ test('a device appears live, its page explains it, and a kick ends it', async ()
 });
 
 test('a call between two mqrtc devices, and its timeline as a sequence diagram', async () => {
+  // A webhook endpoint for the demo tenant: the call's page lists its deliveries.
+  const received = [];
+  const receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => { received.push({ id: req.headers['webhook-id'], body }); res.writeHead(204); res.end(); });
+  });
+  await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+  receiver.unref(); // a failed assertion must not leave the test process waiting on it
+  const hook = start(BIN, ['webhook', 'set', '--instance', 'mqrtc-demo', '--url', `http://127.0.0.1:${receiver.address().port}/hooks`, '--data-dir', DATA_DIR]);
+  assert.equal(await hook.done, 0, `webhook set:\n${hook.out}`);
   const login = ['--host', '127.0.0.1', '--mqtt-port', MQTT_PORT, '--http-port', HTTP_PORT, '--instance', 'mqrtc-demo', '--key-id', DEMO_KEY, '--secret', DEMO_SECRET];
   const bob = start(BIN, ['device', '--id', 'GID_web@@@bob', ...login, '--auto-answer', '--json']);
   await eventually(() => bob.out.includes('synced') || bob.out.includes('"sync'), 15000, `bob ready:\n${bob.out}`);
@@ -172,6 +185,19 @@ test('a call between two mqrtc devices, and its timeline as a sequence diagram',
   const exported = await page.evaluate(async (href) => (await fetch(href)).json(), await page.getAttribute('#export', 'href'));
   assert.equal(exported.call_id, callId);
   assert.equal(exported.messages.length, await page.locator('#messages tbody tr').count());
+  // The webhook events of the call, each delivered (the page is reloaded until they are).
+  const wanted = ['call.started', 'call.answered', 'call.ended'];
+  await eventually(async () => {
+    await page.reload();
+    const rows = await page.locator('#webhooks tbody tr').allTextContents();
+    return wanted.every((t) => rows.some((r) => r.includes(t) && r.includes('delivered') && r.includes('HTTP 204')));
+  }, 15000, 'the call page lists its delivered webhooks');
+  for (const t of wanted) assert.ok(received.some((r) => JSON.parse(r.body).type === t && JSON.parse(r.body).data.call_id === callId), `${t} received`);
+  await axeCheck(page, 'call page with webhooks');
+  noErrors(page, 'call page with webhooks');
+  const off = start(BIN, ['webhook', 'delete', '--instance', 'mqrtc-demo', '--data-dir', DATA_DIR]);
+  assert.equal(await off.done, 0, `webhook delete:\n${off.out}`);
+  receiver.close();
   bob.kill('SIGTERM');
 });
 
