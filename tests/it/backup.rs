@@ -5,28 +5,14 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use mqrtc::calls::{Event as CallEvent, Media};
-use mqrtc::client::{Client, Event, Events, Options};
+use mqrtc::calls::Media;
+use mqrtc::client::{Client, Events};
 use serde_json::Value;
 
 use crate::common::http::request;
+use crate::common::sdk::{device, invited};
 use crate::common::{run, text, Appliance};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn device(port: u16, id: &str) -> (Client, Events) {
-    let mut o = Options::new(id.parse().expect("client id"), "127.0.0.1", port);
-    o.backoff_min = Duration::from_millis(50);
-    let (c, mut ev) = Client::connect(o).expect("connect");
-    tokio::time::timeout(WAIT, async {
-        while !matches!(ev.recv().await, Some(Event::Synced(_)) | None) {}
-    })
-    .await
-    .expect("synced");
-    (c, ev)
-}
 
 /// One call from `a` to bob, cancelled once bob's invite arrived; its id.
 async fn one_call(a: &Client, bob_ev: &mut Events) -> String {
@@ -36,17 +22,7 @@ async fn one_call(a: &Client, bob_ev: &mut Events) -> String {
         .expect("call.start")
         .call
         .call_id;
-    tokio::time::timeout(WAIT, async {
-        loop {
-            match bob_ev.recv().await {
-                Some(Event::Call(CallEvent::Invite { call: c, .. })) if c.call_id == call => return,
-                None => panic!("bob's events ended"),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("invite");
+    invited(bob_ev, Some(&call)).await;
     a.cancel(&call).await.expect("cancel");
     call
 }

@@ -110,16 +110,7 @@ fn the_image_runs_as_its_user_and_its_healthcheck_passes() {
     );
     spec["process"]["terminal"] = json!(false);
     let argv = spec["process"]["args"].as_array_mut().expect("args");
-    for p in [
-        "--mqtt-port",
-        "--mqtts-port",
-        "--ws-port",
-        "--wss-port",
-        "--http-port",
-        "--https-port",
-    ] {
-        argv.extend([json!(p), json!("0")]);
-    }
+    argv.extend(crate::common::FREE_PORTS.iter().map(|a| json!(a)));
     spec["linux"]["namespaces"]
         .as_array_mut()
         .expect("namespaces")

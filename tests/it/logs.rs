@@ -4,25 +4,13 @@
 
 use std::time::Duration;
 
-use mqrtc::calls::{Event as CallEvent, Media};
-use mqrtc::client::{Client, Event, Events, Options};
+use mqrtc::calls::Media;
 use serde_json::Value;
 
+use crate::common::sdk::{device, invited};
 use crate::common::Appliance;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn device(port: u16, id: &str) -> (Client, Events) {
-    let mut o = Options::new(id.parse().expect("client id"), "127.0.0.1", port);
-    o.backoff_min = Duration::from_millis(50);
-    let (c, mut ev) = Client::connect(o).expect("connect");
-    tokio::time::timeout(WAIT, async {
-        while !matches!(ev.recv().await, Some(Event::Synced(_)) | None) {}
-    })
-    .await
-    .expect("synced");
-    (c, ev)
-}
 
 /// Every line of the log as JSON (a line that is not fails the test).
 fn lines(log: &str) -> Vec<Value> {
@@ -42,14 +30,7 @@ async fn json_lines_follow_one_call_by_call_id_and_client_id() {
         .await
         .expect("call.start");
     let call = started.call.call_id.clone();
-    tokio::time::timeout(WAIT, async {
-        while !matches!(
-            bob_ev.recv().await,
-            Some(Event::Call(CallEvent::Invite { .. })) | None
-        ) {}
-    })
-    .await
-    .expect("bob's invite");
+    invited(&mut bob_ev, None).await;
     bob.decline(&call).await.expect("decline");
 
     // The log is written as things happen; wait (bounded) for the decline's line.

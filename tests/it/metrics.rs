@@ -9,27 +9,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mqrtc::calls::{Event as CallEvent, Media};
-use mqrtc::client::{Client, Event, Options};
+use mqrtc::calls::Media;
 use serde_json::Value;
 
 use crate::common::http::{request, request_at};
+use crate::common::sdk::{device, invited};
 use crate::common::{run, text, Appliance};
 
 /// Readiness bound for the scrapes and the Prometheus server.
 const WAIT: Duration = Duration::from_secs(60);
-
-async fn device(port: u16, id: &str) -> (Client, mqrtc::client::Events) {
-    let mut o = Options::new(id.parse().expect("client id"), "127.0.0.1", port);
-    o.backoff_min = Duration::from_millis(50);
-    let (c, mut ev) = Client::connect(o).expect("connect");
-    tokio::time::timeout(WAIT, async {
-        while !matches!(ev.recv().await, Some(Event::Synced(_)) | None) {}
-    })
-    .await
-    .expect("synced");
-    (c, ev)
-}
 
 /// The value of the first sample line of `text` that starts with `series`.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -124,14 +112,7 @@ async fn prometheus_scrapes_calls_connections_and_the_process() {
         .start_call(&["bob"], Media::Audio)
         .await
         .expect("call.start");
-    tokio::time::timeout(WAIT, async {
-        while !matches!(
-            bob_ev.recv().await,
-            Some(Event::Call(CallEvent::Invite { .. })) | None
-        ) {}
-    })
-    .await
-    .expect("bob's invite");
+    invited(&mut bob_ev, None).await;
 
     let (status, body) = request(a.ports.http, "GET", "/metrics", &[], None);
     assert_eq!(status, 200, "{body}");

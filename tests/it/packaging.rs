@@ -112,17 +112,7 @@ fn the_appliance_tells_systemd_when_it_is_ready_alive_and_stopping() {
         ])
         .args(["serve", "--dev", "--data-dir"])
         .arg(dir.path().join("data"))
-        .args([
-            "--mqtt-port",
-            "0",
-            "--mqtts-port",
-            "0",
-            "--ws-port",
-            "0",
-            "--wss-port",
-            "0",
-        ])
-        .args(["--http-port", "0", "--https-port", "0"])
+        .args(crate::common::FREE_PORTS)
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "1000000")
         .stdout(Stdio::null())
@@ -210,17 +200,7 @@ fn run_as_the_unit_would() {
     let (uid, gid) = (format!("--reuid={user}"), format!("--regid={user}"));
     let mut args: Vec<&str> = vec![&uid, &gid, "--init-groups", "--"];
     args.extend(exec.split_whitespace());
-    args.extend([
-        "--mqtt-port",
-        "0",
-        "--mqtts-port",
-        "0",
-        "--ws-port",
-        "0",
-        "--wss-port",
-        "0",
-    ]);
-    args.extend(["--http-port", "0", "--https-port", "0"]);
+    args.extend(crate::common::FREE_PORTS);
     let log = std::fs::File::create(std::env::temp_dir().join("mqrtc-deb-test.log")).expect("log");
     let mut child = Command::new("setpriv")
         .args(&args)

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use mqrtc::calls::{Event as CallEvent, Media};
-use mqrtc::client::{Client, Event, Events, Options};
+use mqrtc::calls::Media;
 use serde_json::Value;
 use sha2::Sha256;
 
 use crate::common::http::request;
+use crate::common::sdk::{device, invited};
 use crate::common::{run, text, Appliance};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -120,32 +120,6 @@ impl Receiver {
     }
 }
 
-async fn device(port: u16, id: &str) -> (Client, Events) {
-    let mut o = Options::new(id.parse().expect("client id"), "127.0.0.1", port);
-    o.backoff_min = Duration::from_millis(50);
-    let (c, mut ev) = Client::connect(o).expect("connect");
-    tokio::time::timeout(WAIT, async {
-        while !matches!(ev.recv().await, Some(Event::Synced(_)) | None) {}
-    })
-    .await
-    .expect("synced");
-    (c, ev)
-}
-
-async fn invited(ev: &mut Events, call: &str) {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            match ev.recv().await {
-                Some(Event::Call(CallEvent::Invite { call: c, .. })) if c.call_id == call => return,
-                None => panic!("events ended"),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("invite");
-}
-
 /// Checks a delivery's signature the way a receiver would.
 fn signed_right(secret: &str, s: &Seen) -> bool {
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -203,7 +177,7 @@ async fn every_event_arrives_signed_through_failures_downtime_and_kill_9() {
         .expect("call.start")
         .call
         .call_id;
-    invited(&mut bob_ev, &answered).await;
+    invited(&mut bob_ev, Some(&answered)).await;
     bob.accept(&answered).await.expect("accept");
     alice.hangup(&answered).await.expect("hangup");
     // While the receiver is down: a call bob misses (cancelled).
@@ -214,7 +188,7 @@ async fn every_event_arrives_signed_through_failures_downtime_and_kill_9() {
         .expect("call.start")
         .call
         .call_id;
-    invited(&mut bob_ev, &missed).await;
+    invited(&mut bob_ev, Some(&missed)).await;
     alice.cancel(&missed).await.expect("cancel");
     // Committed before the kill: the appliance dies with these undelivered.
     let a = a.kill9_and_restart();

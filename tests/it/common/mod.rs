@@ -12,6 +12,23 @@ use std::time::{Duration, Instant};
 use mqrtc::http::PortsFile;
 
 pub mod http;
+pub mod sdk;
+
+/// `mqrtc serve` flags that put every listener on a free port.
+pub const FREE_PORTS: [&str; 12] = [
+    "--mqtt-port",
+    "0",
+    "--mqtts-port",
+    "0",
+    "--ws-port",
+    "0",
+    "--wss-port",
+    "0",
+    "--http-port",
+    "0",
+    "--https-port",
+    "0",
+];
 
 /// Browser tests take this so they run one at a time (2 cores).
 pub static BROWSER: Mutex<()> = Mutex::new(());
