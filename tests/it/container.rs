@@ -122,6 +122,7 @@ fn the_image_runs_as_its_user_and_its_healthcheck_passes() {
     std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec).expect("JSON"))
         .expect("config.json");
     let id = format!("mqrtc-test-{}", std::process::id());
+    let _gone = Removed(id.clone());
     let log = std::fs::File::create(work.path().join("container.log")).expect("log");
     let mut child = Command::new("runc")
         .args(["run", "--bundle", bundle.to_str().expect("utf-8"), &id])
@@ -176,6 +177,17 @@ fn the_image_runs_as_its_user_and_its_healthcheck_passes() {
         archive.metadata().is_ok_and(|m| m.len() > 1_000_000),
         "{archive:?}"
     );
+}
+
+/// Removes the container however the test ends (a failed assertion would
+/// otherwise leave it running).
+struct Removed(String);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = run("runc", &["kill", &self.0, "KILL"]);
+        let _ = run("runc", &["delete", "--force", &self.0]);
+    }
 }
 
 /// `text` without its terminal colours.
