@@ -130,9 +130,12 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Removes an instance's endpoint (events not yet delivered stay, failed).
+    /// Removes an instance's endpoint; its events not yet delivered are
+    /// marked failed (they are kept, with their attempts).
     pub fn delete_webhook(&self, instance: &str) -> Result<(), StoreError> {
-        let n = self.conn().execute(
+        let mut c = self.conn();
+        let tx = c.transaction()?;
+        let n = tx.execute(
             "DELETE FROM webhooks WHERE instance_id = ?1",
             params![instance],
         )?;
@@ -141,6 +144,12 @@ impl Store {
                 "instance {instance} has no webhook"
             )));
         }
+        tx.execute(
+            "UPDATE webhook_events SET failed_at = ?2
+             WHERE instance_id = ?1 AND delivered_at IS NULL AND failed_at IS NULL",
+            params![instance, crate::controller::now_ms()],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -260,5 +269,69 @@ impl Store {
                 .collect::<Result<_, _>>()?;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, at: i64) -> WebhookEvent {
+        WebhookEvent {
+            id: id.into(),
+            instance: "acme".into(),
+            kind: "call.started".into(),
+            call_id: Some("c1".into()),
+            payload: "{}".into(),
+            at,
+        }
+    }
+
+    #[test]
+    fn outbox_keeps_events_of_endpoints_only_and_records_each_attempt() {
+        let s = Store::open_in_memory().unwrap();
+        s.create_instance("acme", "").unwrap();
+        let write = |e: WebhookEvent| {
+            let mut c = s.conn();
+            let tx = c.transaction().unwrap();
+            insert(&tx, &[e]).unwrap();
+            tx.commit().unwrap();
+        };
+        write(event("msg_before", 1));
+        assert!(
+            s.due_webhook_events(10, 10).unwrap().is_empty(),
+            "no endpoint: not kept"
+        );
+        let secret = s.set_webhook("acme", "http://127.0.0.1:9/hooks").unwrap();
+        assert!(secret.starts_with("whsec_"));
+        assert!(s.set_webhook("acme", "ftp://x/").is_err());
+        assert!(s.set_webhook("nobody", "http://x/").is_err());
+        write(event("msg_1", 2));
+        write(event("msg_1", 2)); // a repeat of the same id is one event
+        let due = s.due_webhook_events(10, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].secret, secret);
+        let failed = Attempt {
+            at: 3,
+            status: Some(500),
+            error: Some("HTTP 500".into()),
+            ms: 1,
+        };
+        s.record_attempt("msg_1", &failed, false, Some(100))
+            .unwrap();
+        assert!(
+            s.due_webhook_events(99, 10).unwrap().is_empty(),
+            "waits for its retry"
+        );
+        assert_eq!(s.due_webhook_events(100, 10).unwrap()[0].attempts, 1);
+        write(event("msg_2", 4));
+        s.delete_webhook("acme").unwrap();
+        let all = s.webhook_deliveries(Some("acme"), None, 10).unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all.iter().all(|d| d.state == "failed"), "{all:?}");
+        assert_eq!(
+            all.iter().find(|d| d.id == "msg_1").unwrap().attempts.len(),
+            1
+        );
     }
 }
