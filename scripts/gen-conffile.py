@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Writes packaging/mqrtc.toml, the Debian package's /etc/mqrtc/mqrtc.toml:
 every key of `mqrtc print-config` commented out with its default, under the
-doc comment of its field in src/config.rs. A test (config::tests) checks
+doc comment of its field in src/config.rs (and src/upstream/config.rs). A test (config::tests) checks
 that the file still lists every key with its default.
 
     scripts/gen-conffile.py target/debug/mqrtc > packaging/mqrtc.toml
 """
 import re, subprocess, sys
 
-src = open("src/config.rs").read()
+src = open("src/config.rs").read() + open("src/upstream/config.rs").read()
 docs = {}  # (struct, field) -> [lines]
 for m in re.finditer(r"pub struct (\w+) \{(.*?)\n\}", src, re.S):
     struct, body = m.group(1), m.group(2)
@@ -26,10 +26,11 @@ for m in re.finditer(r"pub struct (\w+) \{(.*?)\n\}", src, re.S):
             pending = []
 sections = {"": "Config", "ports": "Ports", "tls": "Tls", "limits": "Limits",
             "startup": "Startup", "controller": "Controller", "rtc": "Rtc",
-            "webhooks": "Webhooks"}
+            "webhooks": "Webhooks", "upstream": "Upstream"}
 optional = {  # keys that are unset by default: shown as prose, not as a value
     "": [("acl_file", '"/etc/mqrtc/acl"')],
     "tls": [("cert", '"/etc/mqrtc/server.crt"'), ("key", '"/etc/mqrtc/server.key"')],
+    "upstream": [("password_file", '"/etc/mqrtc/upstream.password"'), ("ca_file", '"/etc/mqrtc/upstream-ca.pem"')],
 }
 out = subprocess.run([sys.argv[1], "print-config"], check=True, capture_output=True, text=True).stdout
 print("""# mqrtc configuration (/etc/mqrtc/mqrtc.toml).

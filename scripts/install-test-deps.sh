@@ -19,14 +19,17 @@ if ! command -v mosquitto_sub >/dev/null || ! command -v mosquitto >/dev/null \
    || ! command -v chromium >/dev/null || ! command -v faketime >/dev/null \
    || ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
    || ! command -v debootstrap >/dev/null || ! command -v umoci >/dev/null \
-   || ! command -v skopeo >/dev/null || ! command -v runc >/dev/null; then
+   || ! command -v skopeo >/dev/null || ! command -v runc >/dev/null \
+   || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq mosquitto mosquitto-clients openssl coreutils \
     chromium fonts-dejavu-core faketime
-  $SUDO apt-get install -y -qq --no-install-recommends prometheus debootstrap umoci skopeo runc
+  $SUDO apt-get install -y -qq --no-install-recommends prometheus debootstrap umoci skopeo runc \
+    postgresql
 fi
 # Debian starts a mosquitto service on 1883 when it can; the tests never need it.
-$SUDO systemctl disable --now mosquitto prometheus >/dev/null 2>&1 || true
+# The same for PostgreSQL: the scale-out tests start their own server in a temp dir.
+$SUDO systemctl disable --now mosquitto prometheus postgresql >/dev/null 2>&1 || true
 
 python3 -m pip install --quiet -r tests/requirements.txt
 

@@ -27,6 +27,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print the effective configuration (defaults, file, environment, flags) as TOML.
     PrintConfig(Box<ServeArgs>),
+    /// Run the call controller, the RTC token issuer and the mock RTC
+    /// service against an external MQTT 5 broker (`docs/scale-out.md`).
+    Controller(Box<crate::upstream::cli::ControllerArgs>),
     /// Check that a running appliance answers; exit 0 if healthy.
     Healthcheck(HealthArgs),
     /// Measure an MQTT broker (this appliance or any other host:port).

@@ -54,6 +54,8 @@ pub struct Config {
     pub rtc: Rtc,
     /// Delivery of the signed webhooks (endpoints: `mqrtc webhook set`).
     pub webhooks: Webhooks,
+    /// The external broker of `mqrtc controller` (unused by `serve`).
+    pub upstream: crate::upstream::Upstream,
     /// For tests only: loopback `POST /debug/faults/...` endpoints that
     /// break parts of the appliance on purpose. Never in production.
     pub fault_injection: bool,
@@ -269,6 +271,7 @@ impl Default for Config {
             controller: Controller::default(),
             rtc: Rtc::default(),
             webhooks: Webhooks::default(),
+            upstream: crate::upstream::Upstream::default(),
             fault_injection: false,
         }
     }

@@ -59,4 +59,6 @@ pub mod store;
 #[cfg(feature = "server")]
 pub mod tarpit;
 #[cfg(feature = "server")]
+pub mod upstream;
+#[cfg(feature = "server")]
 pub mod webhooks;

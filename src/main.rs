@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     };
     match command {
         Command::Serve(args) => serve(&args),
+        Command::Controller(args) => controller(&args),
         Command::PrintConfig(args) => match load(&args) {
             Ok(cfg) => {
                 print!("{}", cfg.to_toml());
@@ -120,6 +121,29 @@ fn serve(args: &ServeArgs) -> ExitCode {
         anyhow::Ok(())
     });
     // Storage threads may keep a runtime from dropping; exit explicitly.
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("mqrtc: {e:#}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// `mqrtc controller`: the controller against an external broker.
+fn controller(args: &mqrtc::upstream::cli::ControllerArgs) -> ExitCode {
+    let cfg = match Config::load(args.serve.config.as_deref(), &args.overrides()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mqrtc: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&cfg.log, cfg.log_format);
+    let result = server_runtime()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(mqrtc::upstream::run(cfg, shutdown_signal())));
     match result {
         Ok(()) => std::process::exit(0),
         Err(e) => {

@@ -14,10 +14,10 @@ use crate::store::{Store, DEMO_INSTANCE};
 
 /// Provisioning as the broker sees it: the store, and the SQLite data
 /// version last loaded (another process's commit changes it).
-pub(super) struct Provisioning {
-    pub(super) store: Arc<Store>,
-    pub(super) seen: tokio::sync::Mutex<Option<i64>>,
-    pub(super) dev: bool,
+pub(crate) struct Provisioning {
+    pub(crate) store: Arc<Store>,
+    pub(crate) seen: tokio::sync::Mutex<Option<i64>>,
+    pub(crate) dev: bool,
 }
 
 #[async_trait::async_trait]

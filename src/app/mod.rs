@@ -23,7 +23,8 @@ mod background;
 mod checks;
 mod notify;
 
-use background::{follow_provisioning, renew_certificates, Provisioning};
+pub(crate) use background::Provisioning;
+use background::{follow_provisioning, renew_certificates};
 use checks::{warn_if_clock_is_behind, warn_if_exposed};
 
 /// Name of the file, in the data dir, that says where a running appliance listens.
@@ -136,13 +137,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         None
     };
     if controller.is_some() {
-        let w = &cfg.webhooks;
-        let settings = crate::webhooks::Settings {
-            retry_base: Duration::from_millis(w.retry_base_ms),
-            retry_max: Duration::from_secs(w.retry_max_secs),
-            give_up_after: Duration::from_secs(w.give_up_after_hours * 3600),
-            timeout: Duration::from_secs(w.timeout_secs),
-        };
+        let settings = webhook_settings(&cfg);
         let dir = cfg.data_dir.clone();
         let store = tokio::task::spawn_blocking(move || Store::open_dir(&dir))
             .await?
@@ -324,7 +319,7 @@ async fn open_console_store(cfg: &Config) -> anyhow::Result<Arc<Store>> {
 
 /// The mock RTC service, with the AppKey from the config or generated once,
 /// at `http://{public_host}:{http_port}/rtc/v1` unless `rtc.gslb` says otherwise.
-fn mock_rtc(
+pub(crate) fn mock_rtc(
     cfg: &Config,
     public_host: &str,
     http_port: u16,
@@ -362,7 +357,17 @@ fn mock_rtc(
     Ok((Arc::new(rtc), events))
 }
 
-fn controller_settings(cfg: &Config) -> controller::Settings {
+pub(crate) fn webhook_settings(cfg: &Config) -> crate::webhooks::Settings {
+    let w = &cfg.webhooks;
+    crate::webhooks::Settings {
+        retry_base: Duration::from_millis(w.retry_base_ms),
+        retry_max: Duration::from_secs(w.retry_max_secs),
+        give_up_after: Duration::from_secs(w.give_up_after_hours * 3600),
+        timeout: Duration::from_secs(w.timeout_secs),
+    }
+}
+
+pub(crate) fn controller_settings(cfg: &Config) -> controller::Settings {
     let c = &cfg.controller;
     controller::Settings {
         rules: crate::calls::Rules {
@@ -378,7 +383,7 @@ fn controller_settings(cfg: &Config) -> controller::Settings {
 }
 
 /// Runs blocking store work off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     store: &Arc<Store>,
     f: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> anyhow::Result<T> {
@@ -386,7 +391,7 @@ async fn blocking<T: Send + 'static>(
     Ok(tokio::task::spawn_blocking(move || f(&s)).await??)
 }
 
-fn write_ports(path: &Path, ports: &PortsFile) -> anyhow::Result<()> {
+pub(crate) fn write_ports(path: &Path, ports: &PortsFile) -> anyhow::Result<()> {
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(ports)?)?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;

@@ -1,11 +1,11 @@
 //! The seam between the broker and the controller: the in-process stand-in
 //! for the cloud solution's RocketMQ bridge.
 //!
-//! The embedded broker implements [`MessageBridge`] in `broker::bridge`. A
-//! later implementation can provide the same trait from an external broker
-//! over a normal MQTT connection (events from its `$SYS` or rule-engine
-//! topics, uplinks from a shared subscription, sender ids from a user
-//! property), so nothing that uses it depends on being in-process.
+//! The embedded broker implements [`MessageBridge`] in `broker::bridge`;
+//! `upstream::bridge` implements it over an MQTT 5 connection to an external
+//! broker (uplinks from a shared subscription, the sender from the topic,
+//! presence from requests or the broker's client events), so nothing that
+//! uses it depends on being in-process.
 
 mod stream;
 
@@ -69,7 +69,43 @@ pub struct Uplink {
     pub is_will: bool,
     /// When the broker received it.
     pub received_at: SystemTime,
+    /// Tells an external broker the uplink may be forgotten; called once
+    /// the controller has stored (or answered) it. `None` in process.
+    pub ack: Option<Ack>,
 }
+
+/// Acknowledges an uplink to the broker that delivered it (a PUBACK sent
+/// only after the controller's commit, so a controller that dies first
+/// gets the message again from the broker session it resumes).
+#[derive(Clone)]
+pub struct Ack(std::sync::Arc<dyn Fn() + Send + Sync>);
+
+impl Ack {
+    /// An acknowledgement that runs `f`.
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Ack {
+        Ack(std::sync::Arc::new(f))
+    }
+
+    /// Sends it.
+    pub fn send(&self) {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ack")
+    }
+}
+
+/// Acks do not take part in comparing uplinks.
+impl PartialEq for Ack {
+    fn eq(&self, _: &Ack) -> bool {
+        true
+    }
+}
+
+impl Eq for Ack {}
 
 /// A QoS 1 message published from inside the process.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -183,6 +183,7 @@ mod tests {
             qos: 1,
             is_will: false,
             received_at: SystemTime::now(),
+            ack: None,
         };
         assert!(tx.try_send(up.clone()).is_ok());
         assert!(tx.try_send(up.clone()).is_err(), "full");

@@ -470,6 +470,7 @@ impl Hooks {
             qos: p.qos as u8,
             is_will,
             received_at: SystemTime::now(),
+            ack: None,
         };
         self.state.tap.uplink(up).map_err(|_| ())
     }

@@ -119,6 +119,19 @@ impl Options {
         }
     }
 
+    /// For a standard broker (`mqrtc controller` behind mosquitto or
+    /// EMQX): requests go to `{uplink_topic}/{client_id}`, because such a
+    /// broker does not tell the controller who published; its ACL lets a
+    /// device publish there only under its own client id. The appliance
+    /// accepts this topic as well.
+    pub fn sender_in_topic(&mut self) -> &mut Options {
+        let suffix = format!("/{}", self.client_id);
+        if !self.uplink_topic.ends_with(&suffix) {
+            self.uplink_topic.push_str(&suffix);
+        }
+        self
+    }
+
     fn inbox(&self, parent: &str) -> String {
         format!("{parent}/p2p/{}", self.client_id)
     }

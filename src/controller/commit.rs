@@ -24,7 +24,10 @@ impl Runtime {
             requests,
             rtc_events,
             setups,
+            acks,
         } = staged;
+        // Stored, or answered `unavailable` below: the broker may forget them.
+        let ack = || acks.iter().for_each(|a| a.send());
         let rows = if batch.is_empty() {
             Vec::new()
         } else {
@@ -33,20 +36,23 @@ impl Runtime {
             let timer = metrics::get().commit_seconds.start_timer();
             let written = tokio::task::spawn_blocking(move || store.apply_batch(&batch)).await;
             timer.observe_duration();
-            match written {
-                Ok(Ok(rows)) => rows,
-                Ok(Err(e)) => {
-                    inputs.retry_rtc.extend(rtc_events);
-                    inputs.retry_done.extend(done);
-                    return Some(self.not_stored(&requests, e.to_string()).await);
-                }
+            let error = match written {
+                Ok(Ok(rows)) => Ok(rows),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match error {
+                Ok(rows) => rows,
                 Err(e) => {
                     inputs.retry_rtc.extend(rtc_events);
                     inputs.retry_done.extend(done);
-                    return Some(self.not_stored(&requests, e.to_string()).await);
+                    let exit = self.not_stored(&requests, e).await;
+                    ack();
+                    return Some(exit);
                 }
             }
         };
+        ack();
         // RTC first: a reply with join parameters must find its channel open.
         let now = now_ms();
         for op in rtc {

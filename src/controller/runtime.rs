@@ -80,6 +80,9 @@ pub(super) struct Staged {
     pub(super) rtc_events: Vec<RtcEvent>,
     /// When the broker received each call set up in this batch.
     pub(super) setups: Vec<std::time::SystemTime>,
+    /// Uplinks of an external broker to acknowledge once the batch is
+    /// stored or answered.
+    pub(super) acks: Vec<crate::bridge::Ack>,
 }
 
 impl Staged {
@@ -271,6 +274,7 @@ impl Runtime {
     }
 
     pub(super) fn uplink(&mut self, up: Uplink, staged: &mut Staged) {
+        staged.acks.extend(up.ack.clone());
         let dir = self.directory.get();
         let parent = up.topic.split('/').next().unwrap_or_default();
         let Some(topic) = dir.topic(parent).filter(|t| t.role == TopicRole::Uplink) else {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,7 @@ pub mod console;
 mod faults;
 mod metrics;
 mod phone;
-mod rtc;
+pub mod rtc;
 pub mod serve;
 pub mod tls;
 
@@ -95,9 +95,6 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/livez", get(livez))
         .route("/metrics", get(metrics::metrics))
-        .route("/rtc/v1/join", post(rtc::join))
-        .route("/rtc/v1/leave", post(rtc::leave))
-        .route("/rtc/v1/channels/{channel}", get(rtc::channel))
         .route(
             "/api/v1/openapi.json",
             get(move || {
@@ -110,12 +107,14 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/phone", get(phone::page))
         .route("/static/{*path}", get(assets::serve))
         .merge(faults::router())
+        .with_state(state.clone())
+        .merge(rtc::routes(state.rtc.clone()))
         .fallback(not_found)
-        .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
-async fn not_found(uri: axum::http::Uri) -> api::ApiError {
+/// The 404 answer of every HTTP service.
+pub async fn not_found(uri: axum::http::Uri) -> api::ApiError {
     api::ApiError::new(
         axum::http::StatusCode::NOT_FOUND,
         "not_found",
@@ -173,6 +172,6 @@ async fn healthz(State(s): State<Arc<HttpState>>) -> (axum::http::StatusCode, Js
 }
 
 /// `GET /livez`, liveness: the process answers HTTP.
-async fn livez() -> &'static str {
+pub async fn livez() -> &'static str {
     "alive\n"
 }

@@ -10,9 +10,19 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::HttpState;
 use crate::rtc::join::JoinBody;
+use crate::rtc::MockRtc;
 use crate::rtc::RtcError;
+
+/// The `/rtc/v1` routes over `rtc` (the appliance and `mqrtc controller`).
+pub fn routes(rtc: Arc<MockRtc>) -> axum::Router {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/rtc/v1/join", post(join))
+        .route("/rtc/v1/leave", post(leave))
+        .route("/rtc/v1/channels/{channel}", get(channel))
+        .with_state(rtc)
+}
 
 /// The body of `POST /rtc/v1/leave`.
 #[derive(Deserialize)]
@@ -33,7 +43,7 @@ fn refuse(e: RtcError) -> Response {
 
 /// `POST /rtc/v1/join`
 pub async fn join(
-    State(s): State<Arc<HttpState>>,
+    State(rtc): State<Arc<MockRtc>>,
     body: Result<Json<JoinBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Ok(Json(body)) = body else {
@@ -45,7 +55,7 @@ pub async fn join(
         Ok(r) => r,
         Err(e) => return refuse(e),
     };
-    match s.rtc.join(&req, crate::controller::now_ms()) {
+    match rtc.join(&req, crate::controller::now_ms()) {
         Ok(j) => Json(j).into_response(),
         Err(e) => refuse(e),
     }
@@ -53,7 +63,7 @@ pub async fn join(
 
 /// `POST /rtc/v1/leave`
 pub async fn leave(
-    State(s): State<Arc<HttpState>>,
+    State(rtc): State<Arc<MockRtc>>,
     body: Result<Json<LeaveBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Ok(Json(b)) = body else {
@@ -61,17 +71,17 @@ pub async fn leave(
             "expected {channel, userid, session}".into(),
         ));
     };
-    match s.rtc.leave(&b.channel, &b.userid, &b.session) {
+    match rtc.leave(&b.channel, &b.userid, &b.session) {
         Ok(left) => Json(json!({ "left": left })).into_response(),
         Err(e) => refuse(e),
     }
 }
 
 /// `GET /rtc/v1/channels/{channel}`
-pub async fn channel(State(s): State<Arc<HttpState>>, Path(channel): Path<String>) -> Response {
-    match s.rtc.members(&channel) {
+pub async fn channel(State(rtc): State<Arc<MockRtc>>, Path(channel): Path<String>) -> Response {
+    match rtc.members(&channel) {
         Some((call_id, open, members)) => Json(
-            json!({ "channel": channel, "call_id": call_id, "open": open, "members": members, "peers": s.rtc.peers(&channel) }),
+            json!({ "channel": channel, "call_id": call_id, "open": open, "members": members, "peers": rtc.peers(&channel) }),
         )
         .into_response(),
         None => refuse(RtcError::NoChannel),

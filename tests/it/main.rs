@@ -23,6 +23,7 @@ mod packaging;
 mod persistence;
 mod phone;
 mod rust_client;
+mod scaleout;
 mod sdk;
 mod security;
 mod standard;

@@ -48,10 +48,7 @@ impl Drop for Prometheus {
 impl Prometheus {
     fn scraping(target: u16) -> Prometheus {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = crate::common::free_port();
         let conf = dir.path().join("prometheus.yml");
         std::fs::write(
             &conf,

@@ -2,7 +2,7 @@
 """End-to-end call scenarios through the real broker and controller, with
 paho-mqtt devices (rtcdev.py) and the mock RTC service over HTTP.
 
-Usage: call_scenarios.py <scenario> --port P --http-port H
+Usage: call_scenarios.py <scenario> --port P --http-port H [--standard-broker]
 Prints PASS lines; exit code 0 when the scenario held.
 """
 import argparse
@@ -10,6 +10,7 @@ import json
 import sys
 import time
 
+import rtcdev
 from rtcdev import Device
 
 ALICE, BOB_PHONE, BOB_WEB, CAROL, DAVE = (
@@ -240,7 +241,10 @@ if __name__ == "__main__":
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--http-port", type=int, required=True)
     p.add_argument("--call-id")
+    p.add_argument("--standard-broker", action="store_true",
+                   help="the controller is behind a standard broker (mqrtc controller)")
     args = p.parse_args()
+    rtcdev.STANDARD = args.standard_broker
     try:
         SCENARIOS[args.scenario](args)
     except AssertionError as e:

@@ -13,10 +13,17 @@ import uuid
 import paho.mqtt.client as mqtt
 
 
+# On a standard broker (mqrtc controller behind mosquitto or EMQX) a device
+# names itself as the uplink topic's last level, subscribes to its inbox and
+# syncs on connect (the controller learns it is online from that request);
+# the appliance needs none of it. call_scenarios.py --standard-broker sets it.
+STANDARD = False
+
+
 class Device:
     def __init__(self, port, client_id, http_port=None, host="127.0.0.1", uplink="rtc_up/call", clean=False):
         self.client_id = client_id
-        self.uplink = uplink
+        self.uplink = f"{uplink}/{client_id}" if STANDARD else uplink
         self.http_port = http_port
         self.host = host
         self.inbox = queue.Queue()
@@ -24,12 +31,22 @@ class Device:
         self.c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
                              client_id=client_id, protocol=mqtt.MQTTv311, clean_session=clean)
         connected = threading.Event()
-        self.c.on_connect = lambda *a: connected.set()
+        subscribed = threading.Event()
+
+        def on_connect(client, *a):
+            if STANDARD:
+                client.subscribe(f"rtc_down/p2p/{client_id}", qos=1)
+            else:
+                connected.set()
+        self.c.on_connect = on_connect
+        self.c.on_subscribe = lambda *a: (subscribed.set(), connected.set())
         self.c.on_message = self._on_message
         self.c.connect(host, port, keepalive=30)
         self.c.loop_start()
         if not connected.wait(10):
             raise RuntimeError(f"{client_id}: no CONNACK")
+        if STANDARD:
+            self.request("sync")
 
     def _on_message(self, client, userdata, msg):
         env = json.loads(msg.payload)

@@ -109,6 +109,7 @@ impl Rig {
             qos: 1,
             is_will: false,
             received_at: SystemTime::now(),
+            ack: None,
         };
         let mut staged = Staged::default();
         self.rt.uplink(up, &mut staged);

@@ -51,6 +51,14 @@ pub fn browser_test() -> (std::sync::MutexGuard<'static, ()>, &'static str) {
     (lock, root)
 }
 
+/// A free TCP port on loopback (free when asked; bind it soon).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
 /// A running appliance process.
 pub struct Appliance {
     pub dir: Arc<tempfile::TempDir>,
@@ -58,6 +66,7 @@ pub struct Appliance {
     child: Child,
     stdout: Arc<Mutex<String>>,
     args: Vec<String>,
+    command: &'static str,
 }
 
 impl Appliance {
@@ -92,20 +101,35 @@ impl Appliance {
 
     /// Starts `mqrtc serve` with `args` in `dir` as it is.
     pub fn start_bare(dir: Arc<tempfile::TempDir>, args: &[&str]) -> Appliance {
+        Self::launch(dir, "serve", args)
+    }
+
+    /// Starts `mqrtc controller` (against an external broker) with `args`
+    /// in `dir` as it is; `ports.http` is its HTTP port.
+    pub fn controller(dir: Arc<tempfile::TempDir>, args: &[&str]) -> Appliance {
+        Self::launch(dir, "controller", args)
+    }
+
+    fn launch(dir: Arc<tempfile::TempDir>, command: &'static str, args: &[&str]) -> Appliance {
         let ports_file = dir.path().join("ports.json");
         let _ = std::fs::remove_file(&ports_file);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqrtc"));
-        cmd.arg("serve").arg("--data-dir").arg(dir.path());
-        for p in [
-            "--mqtt-port",
-            "--mqtts-port",
-            "--ws-port",
-            "--wss-port",
-            "--http-port",
-            "--https-port",
-        ] {
-            if !args.contains(&p) {
-                cmd.args([p, "0"]);
+        cmd.arg(command).arg("--data-dir").arg(dir.path());
+        let flags: &[&str] = if command == "serve" {
+            &[
+                "--mqtt-port",
+                "--mqtts-port",
+                "--ws-port",
+                "--wss-port",
+                "--http-port",
+                "--https-port",
+            ]
+        } else {
+            &["--http-port"]
+        };
+        for p in flags {
+            if !args.contains(p) {
+                cmd.args([*p, "0"]);
             }
         }
         cmd.args(args)
@@ -149,6 +173,7 @@ impl Appliance {
             child,
             stdout,
             args: args.iter().map(|s| s.to_string()).collect(),
+            command,
         }
     }
 
@@ -208,12 +233,18 @@ impl Appliance {
 
     /// SIGKILL and start again on the same data dir.
     pub fn kill9_and_restart(mut self) -> Appliance {
+        self.kill9();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        match self.command {
+            "serve" => Self::start_in(self.dir.clone(), &args),
+            c => Self::launch(self.dir.clone(), c, &args),
+        }
+    }
+
+    /// SIGKILL, and wait until the process is gone.
+    pub fn kill9(&mut self) {
         self.child.kill().expect("kill -9");
         let _ = self.child.wait();
-        Self::start_in(
-            self.dir.clone(),
-            &self.args.iter().map(String::as_str).collect::<Vec<_>>(),
-        )
     }
 
     /// SIGKILL and start again on the same data dir and the same ports, so
@@ -402,15 +433,22 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
+        Self::start_with("", &[])
+    }
+
+    /// Starts mosquitto with `extra` lines in its config and `files`
+    /// (name, content) in its directory; `{dir}` in `extra` is that directory.
+    pub fn start_with(extra: &str, files: &[(&str, &str)]) -> Mosquitto {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).expect("mosquitto file");
+        }
+        let extra = extra.replace("{dir}", dir.path().to_str().expect("utf-8 path"));
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra}"),
         )
         .expect("mosquitto.conf");
         let bin = if Path::new("/usr/sbin/mosquitto").exists() {

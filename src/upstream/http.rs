@@ -1,0 +1,109 @@
+//! The HTTP port of `mqrtc controller`: health, the mock RTC service and
+//! EMQX's authentication and authorization endpoints.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::bridge::ExternalBridge;
+use super::emqx;
+use crate::directory::SharedDirectory;
+use crate::policy::Rules;
+
+pub(super) struct ControllerState {
+    pub directory: Arc<SharedDirectory>,
+    pub rules: Rules,
+    pub bridge: Arc<ExternalBridge>,
+    pub health: Arc<crate::controller::Health>,
+}
+
+pub(super) fn router(s: Arc<ControllerState>, rtc: Arc<crate::rtc::MockRtc>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/livez", get(crate::http::livez))
+        .route("/emqx/v5/authn", post(authn))
+        .route("/emqx/v5/authz", post(authz))
+        .with_state(s)
+        .merge(crate::http::rtc::routes(rtc))
+        .fallback(crate::http::not_found)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// 200 while the controller runs and the broker connection is up, else 503.
+async fn healthz(State(s): State<Arc<ControllerState>>) -> (StatusCode, Json<serde_json::Value>) {
+    let broker = s.bridge.is_connected();
+    let controller = s.health.state();
+    let ok = broker && controller == "ok";
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let status = if ok { "ok" } else { "down" };
+    let body = json!({
+        "status": status,
+        "role": "active",
+        "parts": { "broker": if broker { "ok" } else { "down" }, "controller": controller },
+        "controller": { "restarts": s.health.restarts(), "last_error": s.health.last_error() },
+    });
+    (code, Json(body))
+}
+
+type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+fn bad_request(
+    e: axum::extract::rejection::JsonRejection,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let body = json!({ "error": "bad_request", "message": e.body_text() });
+    (StatusCode::BAD_REQUEST, Json(body))
+}
+
+async fn authn(
+    State(s): State<Arc<ControllerState>>,
+    body: Body<emqx::AuthnRequest>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let req = match body {
+        Ok(Json(r)) => r,
+        Err(e) => return bad_request(e),
+    };
+    let r = emqx::authenticate(&s.directory.get(), &s.rules, &req, crate::store::unix_now());
+    if r.result != "allow" {
+        tracing::info!(
+            client_id = req.clientid,
+            reason = r.reason,
+            "EMQX login refused"
+        );
+    }
+    (
+        StatusCode::OK,
+        Json(serde_json::to_value(r).unwrap_or_default()),
+    )
+}
+
+async fn authz(
+    State(s): State<Arc<ControllerState>>,
+    body: Body<emqx::AuthzRequest>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let req = match body {
+        Ok(Json(r)) => r,
+        Err(e) => return bad_request(e),
+    };
+    let r = emqx::authorize(&s.directory.get(), &s.rules, &req, crate::store::unix_now());
+    if r.result != "allow" {
+        tracing::info!(
+            client_id = req.clientid,
+            topic = req.topic,
+            action = req.action,
+            reason = r.reason,
+            "EMQX action refused"
+        );
+    }
+    (
+        StatusCode::OK,
+        Json(serde_json::to_value(r).unwrap_or_default()),
+    )
+}

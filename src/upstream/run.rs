@@ -1,0 +1,221 @@
+//! Starting and stopping `mqrtc controller`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::bridge::{Connection, ExternalBridge};
+use super::config::Upstream;
+use super::http::{router, ControllerState};
+use crate::app::{self, blocking, Provisioning};
+use crate::bridge::MessageBridge;
+use crate::broker::DirectorySource;
+use crate::config::Config;
+use crate::directory::SharedDirectory;
+use crate::http::PortsFile;
+use crate::store::Store;
+
+/// A running controller.
+pub struct Started {
+    /// Its HTTP port.
+    pub http: u16,
+    bridge: Arc<ExternalBridge>,
+    controller: crate::controller::Controller,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    http_stop: tokio::sync::watch::Sender<bool>,
+    ports_path: PathBuf,
+}
+
+/// Uplinks waiting for the state machine; past it the bridge stops reading
+/// from the broker, which then holds them.
+const UPLINK_QUEUE: usize = 4096;
+
+/// Starts the controller against `cfg.upstream`; returns once HTTP answers
+/// and the broker has accepted the connection.
+pub async fn start(cfg: Config) -> anyhow::Result<Started> {
+    crate::private::create_dir(&cfg.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let dir = cfg.data_dir.clone();
+    let store = Arc::new(
+        tokio::task::spawn_blocking(move || Store::open_dir(&dir))
+            .await?
+            .context("while opening the database")?,
+    );
+    let directory = Arc::new(SharedDirectory::new(
+        blocking(&store, |s| s.directory()).await?,
+    ));
+    let version = blocking(&store, |s| s.data_version()).await.ok();
+    let source = Provisioning {
+        store: store.clone(),
+        seen: tokio::sync::Mutex::new(version),
+        dev: false,
+    };
+    let follow = {
+        let directory = directory.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Some(d) = source.changed().await {
+                    directory.set(d);
+                }
+            }
+        })
+    };
+
+    let listener = crate::http::serve::bind(
+        SocketAddr::new(cfg.bind, cfg.ports.http),
+        cfg.limits.listen_backlog,
+    )
+    .with_context(|| format!("binding HTTP on {}:{}", cfg.bind, cfg.ports.http))?;
+    let http = listener.local_addr()?.port();
+    let public_host = crate::certs::public_host(cfg.bind, &cfg.rtc.public_host);
+    let (rtc, rtc_events) = app::mock_rtc(&cfg, &public_host, http)?;
+
+    let bridge = Arc::new(
+        ExternalBridge::start(
+            connection(&cfg.upstream)?,
+            directory.clone(),
+            UPLINK_QUEUE,
+            Duration::from_secs(cfg.limits.offline_message_ttl_secs),
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
+    tokio::time::timeout(Duration::from_secs(30), bridge.connected())
+        .await
+        .with_context(|| {
+            format!(
+                "the broker at {} did not accept the controller",
+                cfg.upstream.url
+            )
+        })?;
+    let deps = crate::controller::Deps {
+        bridge: bridge.clone() as Arc<dyn MessageBridge>,
+        store: store.clone(),
+        directory: directory.clone(),
+        rtc: rtc.clone(),
+        rtc_events,
+    };
+    let controller = crate::controller::start(app::controller_settings(&cfg), deps).await?;
+    let hooks = crate::webhooks::start(store.clone(), app::webhook_settings(&cfg));
+
+    let state = Arc::new(ControllerState {
+        directory,
+        rules: crate::policy::Rules {
+            max_client_id_len: cfg.limits.max_client_id_len,
+            max_topic_len: cfg.limits.max_topic_len,
+            max_payload_bytes: cfg.limits.max_payload_bytes,
+        },
+        bridge: bridge.clone(),
+        health: controller.health(),
+    });
+    let (http_stop, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(crate::http::serve::serve(
+        listener,
+        router(state, rtc),
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        },
+    ));
+    let ports_path = cfg.data_dir.join(app::PORTS_FILE);
+    let ports = PortsFile {
+        mqtt: 0,
+        mqtts: 0,
+        ws: 0,
+        wss: 0,
+        http,
+        https: 0,
+    };
+    app::write_ports(&ports_path, &ports)?;
+    tracing::info!(http, upstream = cfg.upstream.url, data_dir = %cfg.data_dir.display(), "mqrtc controller ready");
+    Ok(Started {
+        http,
+        bridge,
+        controller,
+        tasks: vec![follow, hooks, server],
+        http_stop,
+        ports_path,
+    })
+}
+
+impl Started {
+    /// Processes what is queued, then disconnects (the broker keeps the
+    /// session for the next controller).
+    pub async fn stop(self) {
+        let _ = self.http_stop.send(true);
+        let _ = std::fs::remove_file(&self.ports_path);
+        self.controller.stop().await;
+        self.bridge.stop().await;
+        self.tasks.iter().for_each(|t| t.abort());
+    }
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let started = start(cfg).await?;
+    shutdown.await;
+    tracing::info!("shutting down");
+    started.stop().await;
+    Ok(())
+}
+
+fn connection(u: &Upstream) -> anyhow::Result<Connection> {
+    let password = match &u.password_file {
+        Some(p) => Some(
+            crate::private::read_key(p, crate::private::Readers::Owner)
+                .with_context(|| format!("reading upstream.password_file {}", p.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        ),
+        None => None,
+    };
+    let (tls, _, _) = super::config::parse_url(&u.url).map_err(anyhow::Error::msg)?;
+    let tls = if tls {
+        Some(tls_config(u.ca_file.as_deref())?)
+    } else {
+        None
+    };
+    Ok(Connection {
+        upstream: u.clone(),
+        password,
+        tls,
+    })
+}
+
+/// TLS client settings: the CA in `ca_file`, or the system's roots.
+fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(f) => {
+            let pem = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            for cert in rustls_pemfile_certs(&pem)? {
+                roots.add(cert)?;
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
+}
+
+fn rustls_pemfile_certs(
+    pem: &[u8],
+) -> anyhow::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .context("reading the CA certificate")
+}
