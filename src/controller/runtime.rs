@@ -17,7 +17,7 @@ use crate::directory::{SharedDirectory, TopicRole};
 use crate::metrics;
 use crate::policy;
 use crate::rtc::{token::rtc_user_id, RtcEvent, RtcProvider};
-use crate::store::{Batch, Store};
+use crate::store::{Batch, StateStore};
 
 use super::supervise::{Control, Exit, Inputs};
 use super::{effects, new_id, now_ms, protocol};
@@ -39,8 +39,8 @@ pub struct Settings {
 pub struct Deps {
     /// The broker.
     pub bridge: Arc<dyn MessageBridge>,
-    /// SQLite.
-    pub store: Arc<Store>,
+    /// Its durable state (SQLite, or PostgreSQL for `mqrtc controller`).
+    pub store: Arc<dyn StateStore>,
     /// Provisioning (to find each instance's uplink and downlink topics).
     pub directory: Arc<SharedDirectory>,
     /// The RTC service.
@@ -53,7 +53,7 @@ pub(super) struct Runtime {
     pub(super) settings: Settings,
     pub(super) engine: Engine,
     pub(super) bridge: Arc<dyn MessageBridge>,
-    pub(super) store: Arc<Store>,
+    pub(super) store: Arc<dyn StateStore>,
     pub(super) directory: Arc<SharedDirectory>,
     pub(super) rtc: Arc<dyn RtcProvider>,
     /// Pending timers on the monotonic clock (a wall-clock jump moves no
@@ -112,7 +112,7 @@ impl Runtime {
         engine: Engine,
         timers: Vec<(Timer, Millis)>,
         bridge: Arc<dyn MessageBridge>,
-        store: Arc<Store>,
+        store: Arc<dyn StateStore>,
         directory: Arc<SharedDirectory>,
         rtc: Arc<dyn RtcProvider>,
         out: mpsc::UnboundedSender<crate::store::OutboxRow>,

@@ -22,7 +22,7 @@ use super::{now_ms, outbox};
 use crate::bridge::{EventStream, MessageBridge, Topics};
 use crate::calls::Engine;
 use crate::rtc::{token::rtc_user_id, RtcEvent, RtcProvider};
-use crate::store::{OutboxRow, Store};
+use crate::store::{OutboxRow, StateStore};
 
 /// Uplinks that may wait for the controller; more are refused (0x97).
 pub(super) const UPLINK_QUEUE: usize = 4096;
@@ -183,7 +183,7 @@ pub async fn start(settings: Settings, deps: Deps) -> anyhow::Result<Controller>
 struct Supervisor {
     settings: Settings,
     bridge: Arc<dyn MessageBridge>,
-    store: Arc<Store>,
+    store: Arc<dyn StateStore>,
     directory: Arc<crate::directory::SharedDirectory>,
     rtc: Arc<dyn RtcProvider>,
     out: mpsc::UnboundedSender<OutboxRow>,
@@ -253,7 +253,7 @@ impl Supervisor {
 /// Loads the last committed state and reopens the RTC channels of live calls.
 async fn restore(
     settings: &Settings,
-    store: &Arc<Store>,
+    store: &Arc<dyn StateStore>,
     rtc: &dyn RtcProvider,
 ) -> anyhow::Result<Restored> {
     let store = store.clone();

@@ -89,11 +89,11 @@ impl Batch {
     }
 }
 
-fn timer_key(kind: &TimerKind) -> String {
+pub(super) fn timer_key(kind: &TimerKind) -> String {
     serde_json::to_string(kind).unwrap_or_default()
 }
 
-fn corrupt(e: serde_json::Error) -> StoreError {
+pub(super) fn corrupt(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 

@@ -16,7 +16,10 @@ mod credentials;
 mod load;
 mod provision;
 mod secrets;
+mod state;
 mod webhooks;
+
+pub mod pg;
 
 pub use admins::{ApiKeyRow, NewApiKey, SignedIn, FIRST_ADMIN};
 pub use calls::{Batch, Loaded, OutboxRow, TimelineEntry};
@@ -26,6 +29,7 @@ pub use provision::{
     DemoTenant, GrantRow, GroupRow, InstanceRow, NewAccessKey, TopicRow, DEMO_INSTANCE,
 };
 pub use secrets::{token_hash, MasterKey};
+pub use state::StateStore;
 pub use webhooks::{Attempt, Delivery, DueEvent, WebhookEvent};
 
 /// Migrations in order; the database keeps the number of the last applied
@@ -54,6 +58,12 @@ pub enum StoreError {
         /// Latest version this build knows.
         known: u32,
     },
+    /// PostgreSQL said no (or cannot be reached).
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+    /// Another controller holds the lease: this one may not write.
+    #[error("fenced: {0}")]
+    Fenced(String),
     /// A value in the database does not parse.
     #[error("corrupt row: {0}")]
     Corrupt(String),

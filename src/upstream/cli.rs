@@ -24,6 +24,10 @@ pub struct ControllerArgs {
     /// CA certificate to trust for mqtts:// (`upstream.ca_file`).
     #[arg(long, value_name = "FILE")]
     pub upstream_ca_file: Option<PathBuf>,
+    /// The controller's state: a `postgres://` URL (`upstream.store`;
+    /// default: the SQLite database in the data dir).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
     /// Where device presence comes from (`upstream.presence`).
     #[arg(long, value_enum)]
     pub presence: Option<Presence>,
@@ -44,6 +48,7 @@ impl ControllerArgs {
         };
         put("url", self.upstream.clone());
         put("username", self.upstream_username.clone());
+        put("store", self.store.clone());
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
         put("password_file", path(&self.upstream_password_file));
         put("ca_file", path(&self.upstream_ca_file));

@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 pub struct Upstream {
     /// The broker: `mqtt://host:port` or `mqtts://host:port` (MQTT 5).
     pub url: String,
+    /// Where the controller's state lives: empty for the SQLite database in
+    /// the data dir (one controller), or a `postgres://` URL: then every
+    /// controller started on it stands by until it holds the lease.
+    pub store: String,
+    /// How often a standby asks PostgreSQL for the lease, in milliseconds.
+    pub lease_poll_ms: u64,
     /// Username the controller logs in with (empty: none).
     pub username: String,
     /// File holding the controller's password (unset: none).
@@ -47,6 +53,8 @@ impl Default for Upstream {
     fn default() -> Self {
         Upstream {
             url: "mqtt://127.0.0.1:1883".into(),
+            store: String::new(),
+            lease_poll_ms: 500,
             username: String::new(),
             password_file: None,
             ca_file: None,

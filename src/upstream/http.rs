@@ -17,8 +17,8 @@ use crate::policy::Rules;
 pub(super) struct ControllerState {
     pub directory: Arc<SharedDirectory>,
     pub rules: Rules,
-    pub bridge: Arc<ExternalBridge>,
-    pub health: Arc<crate::controller::Health>,
+    /// Set once this controller is the active one.
+    pub active: std::sync::OnceLock<(Arc<ExternalBridge>, Arc<crate::controller::Health>)>,
 }
 
 pub(super) fn router(s: Arc<ControllerState>, rtc: Arc<crate::rtc::MockRtc>) -> Router {
@@ -33,10 +33,16 @@ pub(super) fn router(s: Arc<ControllerState>, rtc: Arc<crate::rtc::MockRtc>) -> 
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
-/// 200 while the controller runs and the broker connection is up, else 503.
+/// 200 while this controller stands by, or is active with its broker
+/// connection up and its state machine running; 503 otherwise. `role` says
+/// which (`standby` or `active`).
 async fn healthz(State(s): State<Arc<ControllerState>>) -> (StatusCode, Json<serde_json::Value>) {
-    let broker = s.bridge.is_connected();
-    let controller = s.health.state();
+    let Some((bridge, health)) = s.active.get() else {
+        let body = json!({ "status": "ok", "role": "standby" });
+        return (StatusCode::OK, Json(body));
+    };
+    let broker = bridge.is_connected();
+    let controller = health.state();
     let ok = broker && controller == "ok";
     let code = if ok {
         StatusCode::OK
@@ -48,7 +54,7 @@ async fn healthz(State(s): State<Arc<ControllerState>>) -> (StatusCode, Json<ser
         "status": status,
         "role": "active",
         "parts": { "broker": if broker { "ok" } else { "down" }, "controller": controller },
-        "controller": { "restarts": s.health.restarts(), "last_error": s.health.last_error() },
+        "controller": { "restarts": health.restarts(), "last_error": health.last_error() },
     });
     (code, Json(body))
 }

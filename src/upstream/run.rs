@@ -1,4 +1,6 @@
-//! Starting and stopping `mqrtc controller`.
+//! Starting and stopping `mqrtc controller`: HTTP at once; the broker
+//! connection and the state machine once this controller is the active
+//! one (at once with SQLite, after taking the lease with PostgreSQL).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::sync::{mpsc, Mutex};
 
 use super::bridge::{Connection, ExternalBridge};
 use super::config::Upstream;
@@ -15,16 +18,21 @@ use crate::app::{self, blocking, Provisioning};
 use crate::bridge::MessageBridge;
 use crate::broker::DirectorySource;
 use crate::config::Config;
+use crate::controller::Controller;
 use crate::directory::SharedDirectory;
 use crate::http::PortsFile;
-use crate::store::Store;
+use crate::rtc::{MockRtc, RtcEvent};
+use crate::store::pg::{lease::Lease, PgStore};
+use crate::store::{StateStore, Store};
 
-/// A running controller.
+/// What runs once this controller is the active one.
+type Active = (Arc<ExternalBridge>, Controller);
+
+/// A running `mqrtc controller`.
 pub struct Started {
     /// Its HTTP port.
     pub http: u16,
-    bridge: Arc<ExternalBridge>,
-    controller: crate::controller::Controller,
+    active: Arc<Mutex<Option<Active>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     http_stop: tokio::sync::watch::Sender<bool>,
     ports_path: PathBuf,
@@ -34,8 +42,8 @@ pub struct Started {
 /// from the broker, which then holds them.
 const UPLINK_QUEUE: usize = 4096;
 
-/// Starts the controller against `cfg.upstream`; returns once HTTP answers
-/// and the broker has accepted the connection.
+/// Starts HTTP and, in the background, becomes the active controller (the
+/// process exits if that fails: it cannot serve without its store).
 pub async fn start(cfg: Config) -> anyhow::Result<Started> {
     crate::private::create_dir(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
@@ -48,24 +56,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Started> {
     let directory = Arc::new(SharedDirectory::new(
         blocking(&store, |s| s.directory()).await?,
     ));
-    let version = blocking(&store, |s| s.data_version()).await.ok();
-    let source = Provisioning {
-        store: store.clone(),
-        seen: tokio::sync::Mutex::new(version),
-        dev: false,
-    };
-    let follow = {
-        let directory = directory.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                if let Some(d) = source.changed().await {
-                    directory.set(d);
-                }
-            }
-        })
-    };
+    let follow = follow_provisioning(store.clone(), directory.clone()).await;
 
     let listener = crate::http::serve::bind(
         SocketAddr::new(cfg.bind, cfg.ports.http),
@@ -75,7 +66,73 @@ pub async fn start(cfg: Config) -> anyhow::Result<Started> {
     let http = listener.local_addr()?.port();
     let public_host = crate::certs::public_host(cfg.bind, &cfg.rtc.public_host);
     let (rtc, rtc_events) = app::mock_rtc(&cfg, &public_host, http)?;
+    let state = Arc::new(ControllerState {
+        directory: directory.clone(),
+        rules: crate::policy::Rules {
+            max_client_id_len: cfg.limits.max_client_id_len,
+            max_topic_len: cfg.limits.max_topic_len,
+            max_payload_bytes: cfg.limits.max_payload_bytes,
+        },
+        active: std::sync::OnceLock::new(),
+    });
+    let (http_stop, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(crate::http::serve::serve(
+        listener,
+        router(state.clone(), rtc.clone()),
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        },
+    ));
+    let ports_path = cfg.data_dir.join(app::PORTS_FILE);
+    let ports = PortsFile {
+        mqtt: 0,
+        mqtts: 0,
+        ws: 0,
+        wss: 0,
+        http,
+        https: 0,
+    };
+    app::write_ports(&ports_path, &ports)?;
+    tracing::info!(http, upstream = cfg.upstream.url, data_dir = %cfg.data_dir.display(), "mqrtc controller listening");
 
+    let active = Arc::new(Mutex::new(None));
+    let activation = {
+        let active = active.clone();
+        tokio::spawn(async move {
+            let mut slot = active.lock().await;
+            match activate(&cfg, store, directory, rtc, rtc_events, &state).await {
+                Ok(a) => *slot = Some(a),
+                Err(e) => {
+                    tracing::error!("the controller cannot become active: {e:#}");
+                    eprintln!("mqrtc: {e:#}");
+                    std::process::exit(1);
+                }
+            }
+        })
+    };
+    Ok(Started {
+        http,
+        active,
+        tasks: vec![follow, server, activation],
+        http_stop,
+        ports_path,
+    })
+}
+
+/// Takes the lease (PostgreSQL), connects to the broker and starts the state machine.
+async fn activate(
+    cfg: &Config,
+    store: Arc<Store>,
+    directory: Arc<SharedDirectory>,
+    rtc: Arc<MockRtc>,
+    rtc_events: mpsc::UnboundedReceiver<RtcEvent>,
+    state: &ControllerState,
+) -> anyhow::Result<Active> {
+    let durable: Arc<dyn StateStore> = if cfg.upstream.store.is_empty() {
+        store.clone()
+    } else {
+        Arc::new(take_lease(&cfg.upstream).await?)
+    };
     let bridge = Arc::new(
         ExternalBridge::start(
             connection(&cfg.upstream)?,
@@ -95,50 +152,75 @@ pub async fn start(cfg: Config) -> anyhow::Result<Started> {
         })?;
     let deps = crate::controller::Deps {
         bridge: bridge.clone() as Arc<dyn MessageBridge>,
-        store: store.clone(),
-        directory: directory.clone(),
-        rtc: rtc.clone(),
+        store: durable,
+        directory,
+        rtc,
         rtc_events,
     };
-    let controller = crate::controller::start(app::controller_settings(&cfg), deps).await?;
-    let hooks = crate::webhooks::start(store.clone(), app::webhook_settings(&cfg));
+    let controller = crate::controller::start(app::controller_settings(cfg), deps).await?;
+    if cfg.upstream.store.is_empty() {
+        // Webhook events are written with the SQLite state only (docs/scale-out.md).
+        crate::webhooks::start(store, app::webhook_settings(cfg));
+    }
+    let _ = state.active.set((bridge.clone(), controller.health()));
+    tracing::info!(upstream = cfg.upstream.url, "mqrtc controller active");
+    Ok((bridge, controller))
+}
 
-    let state = Arc::new(ControllerState {
-        directory,
-        rules: crate::policy::Rules {
-            max_client_id_len: cfg.limits.max_client_id_len,
-            max_topic_len: cfg.limits.max_topic_len,
-            max_payload_bytes: cfg.limits.max_payload_bytes,
-        },
-        bridge: bridge.clone(),
-        health: controller.health(),
+/// Waits until this process holds the lease, then keeps checking it: a
+/// controller that lost it exits at once (its writes are fenced anyway).
+async fn take_lease(u: &Upstream) -> anyhow::Result<PgStore> {
+    let url = u.store.clone();
+    let pg = tokio::task::spawn_blocking(move || PgStore::connect(&url))
+        .await?
+        .context("while connecting to PostgreSQL")?;
+    tracing::info!("standing by until this controller holds the lease");
+    let (url, poll) = (
+        u.store.clone(),
+        Duration::from_millis(u.lease_poll_ms.max(10)),
+    );
+    let holder = format!(
+        "{}:{}",
+        hostname::get().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    );
+    let mut lease = tokio::task::spawn_blocking(move || {
+        Lease::acquire(&url, &holder, poll, crate::controller::now_ms)
+    })
+    .await?
+    .context("while waiting for the controller lease")?;
+    pg.fence(lease.epoch);
+    tracing::info!(epoch = lease.epoch, "took over the controller lease");
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_secs(1));
+        if let Err(e) = lease.check() {
+            tracing::error!("lost the controller lease: {e}; exiting");
+            eprintln!("mqrtc: lost the controller lease: {e}");
+            std::process::exit(1);
+        }
     });
-    let (http_stop, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(crate::http::serve::serve(
-        listener,
-        router(state, rtc),
-        async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        },
-    ));
-    let ports_path = cfg.data_dir.join(app::PORTS_FILE);
-    let ports = PortsFile {
-        mqtt: 0,
-        mqtts: 0,
-        ws: 0,
-        wss: 0,
-        http,
-        https: 0,
+    Ok(pg)
+}
+
+/// Follows provisioning changes made with the CLI in the data dir.
+async fn follow_provisioning(
+    store: Arc<Store>,
+    directory: Arc<SharedDirectory>,
+) -> tokio::task::JoinHandle<()> {
+    let version = blocking(&store, |s| s.data_version()).await.ok();
+    let source = Provisioning {
+        store,
+        seen: tokio::sync::Mutex::new(version),
+        dev: false,
     };
-    app::write_ports(&ports_path, &ports)?;
-    tracing::info!(http, upstream = cfg.upstream.url, data_dir = %cfg.data_dir.display(), "mqrtc controller ready");
-    Ok(Started {
-        http,
-        bridge,
-        controller,
-        tasks: vec![follow, hooks, server],
-        http_stop,
-        ports_path,
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Some(d) = source.changed().await {
+                directory.set(d);
+            }
+        }
     })
 }
 
@@ -148,9 +230,11 @@ impl Started {
     pub async fn stop(self) {
         let _ = self.http_stop.send(true);
         let _ = std::fs::remove_file(&self.ports_path);
-        self.controller.stop().await;
-        self.bridge.stop().await;
         self.tasks.iter().for_each(|t| t.abort());
+        if let Some((bridge, controller)) = self.active.lock().await.take() {
+            controller.stop().await;
+            bridge.stop().await;
+        }
     }
 }
 
@@ -162,7 +246,6 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     started.stop().await;
     Ok(())
 }
-
 fn connection(u: &Upstream) -> anyhow::Result<Connection> {
     let password = match &u.password_file {
         Some(p) => Some(

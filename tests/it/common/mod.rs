@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use mqrtc::http::PortsFile;
 
 pub mod http;
+pub mod postgres;
 pub mod sdk;
 
 /// `mqrtc serve` flags that put every listener on a free port.
