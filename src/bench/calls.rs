@@ -31,6 +31,11 @@ pub struct CallArgs {
     /// Also find the highest rate sustained (achieved within 5 % of offered, p99 under 100 ms).
     #[arg(long)]
     pub find_max: bool,
+    /// `--port` is a standard broker with `mqrtc controller` behind it:
+    /// devices name themselves in the uplink topic, subscribe to their
+    /// inbox and sync before the run (`docs/scale-out.md`).
+    #[arg(long, requires = "port")]
+    pub standard_broker: bool,
 }
 
 /// Figures of one run.
@@ -55,6 +60,8 @@ pub struct SetupFigures {
 /// A caller; its callee runs in its own task.
 struct Pair {
     caller: AsyncClient,
+    /// Where the caller's requests go.
+    uplink: String,
 }
 
 fn options(id: String, port: u16) -> MqttOptions {
@@ -92,10 +99,23 @@ async fn connect(
     let pairs = args.devices / 2;
     let mut out = Vec::with_capacity(pairs);
     for i in 0..pairs {
-        let (callee, mut cev) =
-            AsyncClient::new(options(format!("GID_demo@@@bench-callee-{i}"), port), 64);
+        let callee_id = format!("GID_demo@@@bench-callee-{i}");
+        let (callee, mut cev) = AsyncClient::new(options(callee_id.clone(), port), 64);
         connected(&mut cev).await?;
         let tx = tx.clone();
+        let (synced_tx, synced) = tokio::sync::oneshot::channel();
+        let mut synced_tx = Some(synced_tx);
+        if args.standard_broker {
+            // A standard broker delivers only what a device subscribed to,
+            // and the controller knows a device once it sent a request.
+            callee
+                .subscribe(format!("rtc_down/p2p/{callee_id}"), QoS::AtLeastOnce)
+                .await?;
+            let uplink = format!("rtc_up/call/{callee_id}");
+            callee
+                .publish(uplink, QoS::AtLeastOnce, false, envelope("sync", json!({})))
+                .await?;
+        }
         tokio::spawn(async move {
             let _keep = callee;
             while let Ok(ev) = cev.poll().await {
@@ -103,6 +123,11 @@ async fn connect(
                     let Ok(v) = serde_json::from_slice::<Value>(&p.payload) else {
                         continue;
                     };
+                    if v["type"] == "result" {
+                        if let Some(t) = synced_tx.take() {
+                            let _ = t.send(());
+                        }
+                    }
                     if v["type"] == "call.invite" {
                         let id = v["body"]["call"]["call_id"]
                             .as_str()
@@ -113,11 +138,22 @@ async fn connect(
                 }
             }
         });
-        let (caller, mut rev) =
-            AsyncClient::new(options(format!("GID_demo@@@bench-caller-{i}"), port), 64);
+        if args.standard_broker {
+            tokio::time::timeout(Duration::from_secs(30), synced)
+                .await
+                .context("a simulated device's sync was not answered")?
+                .ok();
+        }
+        let caller_id = format!("GID_demo@@@bench-caller-{i}");
+        let (caller, mut rev) = AsyncClient::new(options(caller_id.clone(), port), 64);
         connected(&mut rev).await?;
         tokio::spawn(async move { while rev.poll().await.is_ok() {} });
-        out.push(Pair { caller });
+        let uplink = if args.standard_broker {
+            format!("rtc_up/call/{caller_id}")
+        } else {
+            "rtc_up/call".to_string()
+        };
+        out.push(Pair { caller, uplink });
     }
     Ok(out)
 }
@@ -148,7 +184,7 @@ async fn run_rate(
                 next = i + 1;
                 pending.insert(i, Instant::now());
                 let body = json!({ "to": format!("bench-callee-{i}") });
-                pairs[i].caller.publish("rtc_up/call", QoS::AtLeastOnce, false, envelope("call.start", body)).await?;
+                pairs[i].caller.publish(pairs[i].uplink.clone(), QoS::AtLeastOnce, false, envelope("call.start", body)).await?;
             }
             Some((i, call_id)) = invites.recv() => {
                 if let Some(sent) = pending.remove(&i) {
@@ -159,7 +195,7 @@ async fn run_rate(
                 }
                 // Free the pair: the caller cancels (the callee's devices stop ringing).
                 let body = json!({ "call_id": call_id });
-                pairs[i].caller.publish("rtc_up/call", QoS::AtLeastOnce, false, envelope("call.cancel", body)).await?;
+                pairs[i].caller.publish(pairs[i].uplink.clone(), QoS::AtLeastOnce, false, envelope("call.cancel", body)).await?;
             }
         }
     }

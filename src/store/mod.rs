@@ -1,4 +1,5 @@
-//! SQLite storage: migrations, provisioning and the directory snapshot.
+//! SQLite storage: migrations, provisioning and the directory snapshot;
+//! `pg`: the controller's state in PostgreSQL (`mqrtc controller --store`).
 //!
 //! Every call is blocking; async callers go through `spawn_blocking` and
 //! never hold the connection across an `.await`.

@@ -108,9 +108,14 @@ impl ExternalBridge {
         *self.shared.connected.borrow()
     }
 
-    /// Disconnects cleanly (the session stays for the next controller).
+    /// Disconnects cleanly if the broker is reachable (the session stays
+    /// for the next controller); never waits for it.
     pub async fn stop(&self) {
-        let _ = self.shared.client.disconnect().await;
+        if self.shared.client.try_disconnect().is_ok() && self.is_connected() {
+            // Let the event loop send the DISCONNECT (bounded: the broker may be gone).
+            let mut c = self.shared.connected.subscribe();
+            let _ = tokio::time::timeout(Duration::from_secs(2), c.wait_for(|up| !*up)).await;
+        }
         self.task.abort();
     }
 }
@@ -301,28 +306,63 @@ fn incoming(shared: &Shared, u: &Upstream, p: Publish, ack: Ack) -> Option<Uplin
     })
 }
 
-/// `$SYS/brokers/{node}/clients/{clientid}/connected|disconnected`.
+/// Applies an EMQX client event to the presence the controller sees.
 fn emqx_event(shared: &Shared, topic: &str, payload: &[u8]) {
-    let levels: Vec<&str> = topic.split('/').collect();
-    let [_, "brokers", _, "clients", client_id, what] = levels.as_slice() else {
+    let Some((client_id, connected, reason)) = emqx_presence(topic, payload) else {
         return;
+    };
+    let mut online = lock(&shared.online);
+    if connected {
+        online.insert(client_id.clone());
+    } else {
+        online.remove(&client_id);
+    }
+    shared
+        .presence
+        .push(&client_id, connected, reason, SystemTime::now());
+}
+
+/// `$SYS/brokers/{node}/clients/{clientid}/connected|disconnected` as
+/// (client id, connected, reason from the JSON payload).
+fn emqx_presence(topic: &str, payload: &[u8]) -> Option<(String, bool, String)> {
+    let levels: Vec<&str> = topic.split('/').collect();
+    let ["$SYS", "brokers", _, "clients", client_id, what] = levels.as_slice() else {
+        return None;
     };
     let connected = match *what {
         "connected" => true,
         "disconnected" => false,
-        _ => return,
+        _ => return None,
     };
     let reason = serde_json::from_slice::<serde_json::Value>(payload)
         .ok()
         .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_string))
         .unwrap_or_default();
-    let mut online = lock(&shared.online);
-    if connected {
-        online.insert(client_id.to_string());
-    } else {
-        online.remove(*client_id);
+    Some((client_id.to_string(), connected, reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::emqx_presence;
+
+    #[test]
+    fn emqx_client_events() {
+        let t = "$SYS/brokers/emqx@10.0.0.1/clients/GID_demo@@@bob/disconnected";
+        let body = br#"{"clientid":"GID_demo@@@bob","reason":"keepalive_timeout","ts":1}"#;
+        assert_eq!(
+            emqx_presence(t, body),
+            Some(("GID_demo@@@bob".into(), false, "keepalive_timeout".into()))
+        );
+        let t = "$SYS/brokers/n1/clients/GID_demo@@@bob/connected";
+        assert_eq!(
+            emqx_presence(t, b"not json"),
+            Some(("GID_demo@@@bob".into(), true, String::new()))
+        );
+        assert_eq!(
+            emqx_presence("$SYS/brokers/n1/clients/x/subscribed", b"{}"),
+            None
+        );
+        assert_eq!(emqx_presence("$SYS/brokers/n1/uptime", b"{}"), None);
+        assert_eq!(emqx_presence("rtc_up/call/x", b"{}"), None);
     }
-    shared
-        .presence
-        .push(client_id, connected, reason, SystemTime::now());
 }

@@ -13,6 +13,7 @@ mod conformance;
 mod console;
 mod container;
 mod conventions;
+mod failover;
 mod faults;
 mod hostile;
 mod https;

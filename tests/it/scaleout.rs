@@ -29,9 +29,10 @@ struct Setup {
     _postgres: Option<Postgres>,
 }
 
-/// A data dir with the demo tenant and a config for `mosquitto`, the
-/// controller's state in `store` (empty: SQLite); invitations ring 2 s.
-fn data_dir(mosquitto: &Mosquitto, store: &str) -> (Arc<tempfile::TempDir>, String) {
+/// A data dir with the demo tenant and a config for the broker at `url`,
+/// the controller's state in `store` (empty: SQLite); invitations ring 2 s.
+/// Returns the dir and the config file's path.
+pub(crate) fn data_dir(url: &str, store: &str) -> (Arc<tempfile::TempDir>, String) {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     let d = dir.path().to_str().expect("utf-8 path");
     let o = run(
@@ -44,8 +45,7 @@ fn data_dir(mosquitto: &Mosquitto, store: &str) -> (Arc<tempfile::TempDir>, Stri
         &cfg,
         format!(
             "[controller]\nring_timeout_secs = 2\n[rtc]\napp_key = \"shared-by-every-controller\"\n\
-             [upstream]\nurl = \"mqtt://127.0.0.1:{}\"\nusername = \"mqrtc-controller\"\nstore = \"{store}\"\nlease_poll_ms = 200\n",
-            mosquitto.port
+             [upstream]\nurl = \"{url}\"\nusername = \"mqrtc-controller\"\nstore = \"{store}\"\nlease_poll_ms = 200\n",
         ),
     )
     .expect("config");
@@ -53,7 +53,7 @@ fn data_dir(mosquitto: &Mosquitto, store: &str) -> (Arc<tempfile::TempDir>, Stri
     (dir, cfg)
 }
 
-fn mosquitto() -> Mosquitto {
+pub(crate) fn mosquitto() -> Mosquitto {
     Mosquitto::start_with("acl_file {dir}/acl\n", &[("acl", ACL)])
 }
 
@@ -61,7 +61,8 @@ fn mosquitto() -> Mosquitto {
 fn setup(pg: bool) -> Setup {
     let mosquitto = mosquitto();
     let postgres = pg.then(Postgres::start);
-    let (dir, cfg) = data_dir(&mosquitto, postgres.as_ref().map_or("", |p| p.url.as_str()));
+    let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
+    let (dir, cfg) = data_dir(&url, postgres.as_ref().map_or("", |p| p.url.as_str()));
     let controller = Appliance::controller(dir, &["--config", &cfg]);
     wait_role(controller.ports.http, "active");
     if pg {
@@ -82,7 +83,7 @@ fn role(http: u16) -> String {
 }
 
 /// Waits until the controller on `http` reports `want`.
-fn wait_role(http: u16, want: &str) -> std::time::Instant {
+pub(crate) fn wait_role(http: u16, want: &str) -> std::time::Instant {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         if role(http) == want {
@@ -136,7 +137,7 @@ fn the_protocol_scenarios_through_mosquitto_state_in_postgres() {
 }
 
 /// A device on the SDK, configured for a standard broker.
-async fn device(port: u16, id: &str) -> (Client, Events) {
+pub(crate) async fn device(port: u16, id: &str) -> (Client, Events) {
     let mut o = Options::new(id.parse().expect("client id"), "127.0.0.1", port);
     o.backoff_min = Duration::from_millis(50);
     o.sender_in_topic();
@@ -149,7 +150,7 @@ async fn device(port: u16, id: &str) -> (Client, Events) {
     (c, ev)
 }
 
-async fn ended(ev: &mut Events, call: &str) -> EndReason {
+pub(crate) async fn ended(ev: &mut Events, call: &str) -> EndReason {
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             match ev.recv().await {
@@ -209,8 +210,10 @@ async fn kill9_of_the_controller_while_ringing_and_in_a_call() {
         ended(&mut alice_ev, &talk.call.call_id).await,
         EndReason::Hangup
     );
-    drop(controller);
+    // SIGTERM while the broker is gone still ends the process cleanly.
     drop(s.mosquitto);
+    let mut controller = controller;
+    tokio::task::block_in_place(|| controller.terminate());
 }
 
 /// POSTs `body` to the controller's EMQX endpoint `path`; status and JSON.
@@ -304,221 +307,55 @@ fn emqx_http_auth_and_acl_from_the_provisioning_data() {
     assert_eq!(status, 400, "{body}");
 }
 
-/// A device that speaks the protocol by hand (rumqttc), to send the very
-/// same request twice.
-struct RawDevice {
-    client: rumqttc::AsyncClient,
-    inbox: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
-    id: String,
+/// A CA and a certificate for 127.0.0.1 signed by it, made with openssl in
+/// `dir`: the paths of ca.pem, server.pem and server.key.
+fn certificates(dir: &std::path::Path) -> [String; 3] {
+    const SCRIPT: &str = "set -e
+EC='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'
+openssl req -x509 $EC -keyout ca.key -out ca.pem -days 2 -subj '/CN=scale-out test CA'
+openssl req $EC -keyout server.key -out server.csr -subj /CN=127.0.0.1
+printf 'subjectAltName=IP:127.0.0.1\\n' > san.cnf
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \\
+  -out server.pem -days 2 -extfile san.cnf";
+    let o = std::process::Command::new("sh")
+        .args(["-c", SCRIPT])
+        .current_dir(dir)
+        .output()
+        .expect("sh");
+    assert!(o.status.success(), "openssl: {}", text(&o));
+    let p = |f: &str| dir.join(f).to_str().expect("utf-8 path").to_string();
+    [p("ca.pem"), p("server.pem"), p("server.key")]
 }
 
-impl RawDevice {
-    async fn connect(port: u16, id: &str) -> RawDevice {
-        let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
-        o.set_clean_session(false);
-        let (client, mut el) = rumqttc::AsyncClient::new(o, 64);
-        let (tx, inbox) = tokio::sync::mpsc::unbounded_channel();
-        let (ready_tx, ready) = tokio::sync::oneshot::channel();
-        let mut ready_tx = Some(ready_tx);
-        tokio::spawn(async move {
-            loop {
-                match el.poll().await {
-                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
-                        if let Some(t) = ready_tx.take() {
-                            let _ = t.send(());
-                        }
-                    }
-                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
-                        if let Ok(v) = serde_json::from_slice(&p.payload) {
-                            let _ = tx.send(v);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-        });
-        client
-            .subscribe(format!("rtc_down/p2p/{id}"), rumqttc::QoS::AtLeastOnce)
-            .await
-            .expect("subscribe");
-        tokio::time::timeout(Duration::from_secs(10), ready)
-            .await
-            .expect("suback")
-            .ok();
-        RawDevice {
-            client,
-            inbox,
-            id: id.to_string(),
-        }
-    }
-
-    /// Publishes `call.start` to `to` with request id `req` (a new message id each time).
-    async fn start(&self, to: &str, req: &str) {
-        let env = serde_json::json!({
-            "v": 1, "id": mqrtc::controller::new_id(), "type": "call.start", "req": req,
-            "ts": mqrtc::controller::now_ms(), "ttl": 60000, "body": { "to": to },
-        });
-        self.client
-            .publish(
-                format!("rtc_up/call/{}", self.id),
-                rumqttc::QoS::AtLeastOnce,
-                false,
-                env.to_string(),
-            )
-            .await
-            .expect("publish");
-    }
-
-    /// The call id in the next answer to `req`.
-    async fn answer(&mut self, req: &str) -> String {
-        tokio::time::timeout(Duration::from_secs(30), async {
-            loop {
-                let v = self.inbox.recv().await.expect("inbox");
-                if v["req"] == req && v["type"] == "result" {
-                    return v["body"]["call"]["call_id"]
-                        .as_str()
-                        .expect("call id")
-                        .to_string();
-                }
-            }
-        })
-        .await
-        .expect("an answer")
-    }
-}
-
-/// Two controllers on one PostgreSQL database: the active one is killed
-/// with kill -9 during a call, a ringing call and a request in flight; the
-/// standby takes over.
-#[tokio::test(flavor = "multi_thread")]
-async fn kill9_of_the_active_controller_and_the_standby_takes_over() {
-    let mosquitto = mosquitto();
-    let pg = tokio::task::block_in_place(Postgres::start);
-    let (dir_a, cfg_a) = data_dir(&mosquitto, &pg.url);
-    // The standby's host gets a copy of the data dir (provisioning and keys).
-    let dir_b = Arc::new(tempfile::tempdir().expect("tempdir"));
-    let from = format!("{}/.", dir_a.path().display());
-    let o = run("cp", &["-a", &from, dir_b.path().to_str().expect("utf-8")]);
-    assert!(o.status.success(), "{}", text(&o));
-    let cfg_b = dir_b.path().join("mqrtc.toml").display().to_string();
-    let (a, b) = tokio::task::block_in_place(|| {
-        let a = Appliance::controller(dir_a, &["--config", &cfg_a]);
-        wait_role(a.ports.http, "active");
-        let b = Appliance::controller(dir_b, &["--config", &cfg_b]);
-        wait_role(b.ports.http, "standby");
-        (a, b)
-    });
-    let port = mosquitto.port;
-    let (alice, mut alice_ev) = device(port, "GID_demo@@@alice").await;
-    let (bob, mut bob_ev) = device(port, "GID_demo@@@bob").await;
-    let (_carol, _) = device(port, "GID_demo@@@carol").await;
-    let (_dave, _dave_ev) = device(port, "GID_demo@@@dave").await;
-    let mut erin = RawDevice::connect(port, "GID_demo@@@erin").await;
-
-    let talk = alice
-        .start_call(&["bob"], Media::Audio)
-        .await
-        .expect("call bob");
-    crate::common::sdk::invited(&mut bob_ev, Some(&talk.call.call_id)).await;
-    bob.accept(&talk.call.call_id).await.expect("accept");
-    erin.start("dave", "dup-1").await;
-    let first = erin.answer("dup-1").await;
-    let ring = alice
-        .start_call(&["carol"], Media::Audio)
-        .await
-        .expect("call carol");
-
-    let mut a = a;
-    let killed = std::time::Instant::now();
-    tokio::task::block_in_place(|| a.kill9());
-    // A request while no controller is active, and a retry of one answered before.
-    let in_flight = {
-        let alice = alice.clone();
-        tokio::spawn(async move { alice.start_call(&["dave"], Media::Audio).await })
-    };
-    erin.start("dave", "dup-1").await;
-    let took_over = tokio::task::block_in_place(|| wait_role(b.ports.http, "active"));
-    in_flight
-        .await
-        .expect("task")
-        .expect("answered after the failover");
-    let answered_at = std::time::Instant::now();
-    println!(
-        "failover: standby active {:?} after kill -9; the request sent meanwhile answered after {:?}",
-        took_over - killed,
-        answered_at - killed
-    );
-
-    assert_eq!(
-        erin.answer("dup-1").await,
-        first,
-        "a retry gets the same answer"
-    );
-    let reason = ended(&mut alice_ev, &ring.call.call_id).await;
-    assert_eq!(
-        reason,
-        EndReason::NoAnswer,
-        "the ring timer fired on the standby"
-    );
-    // Each request applied once: one call from erin, two from alice to dave
-    // and carol, one to bob; every one of them in the database B writes.
-    let hosts = tokio::task::block_in_place(|| {
-        let mut db = postgres::Client::connect(&pg.url, postgres::NoTls).expect("connect");
-        db.query(
-            "SELECT data::json->>'host', count(*) FROM calls GROUP BY 1 ORDER BY 1",
-            &[],
-        )
-        .expect("query")
-        .iter()
-        .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
-        .collect::<Vec<_>>()
-    });
-    assert_eq!(hosts, [("alice".to_string(), 3), ("erin".to_string(), 1)]);
-    for (who, c) in [("alice", &alice), ("bob", &bob)] {
-        let calls = c.sync().await.expect("sync").calls;
-        assert!(
-            calls.iter().any(|c| c.call_id == talk.call.call_id),
-            "{who} is still in the call"
-        );
-    }
-    bob.hangup(&talk.call.call_id).await.expect("hang up");
-    assert_eq!(
-        ended(&mut alice_ev, &talk.call.call_id).await,
-        EndReason::Hangup
-    );
-    drop(b);
-}
-
-/// Fencing: once another controller took the lease over, the old one's
-/// writes are refused, whatever it still believes.
+/// The controller reaches the broker over TLS (`mqtts://`, its CA from
+/// `upstream.ca_file`); devices stay on plain MQTT.
 #[test]
-fn a_controller_that_lost_the_lease_cannot_write() {
-    use mqrtc::store::pg::{lease::Lease, PgStore};
-    use mqrtc::store::{Batch, StateStore, StoreError};
-    let pg = Postgres::start();
-    let old = PgStore::connect(&pg.url).expect("connect");
-    let lease = Lease::acquire(&pg.url, "old", Duration::from_millis(10), || 0).expect("lease");
-    old.fence(lease.epoch);
-    let mut batch = Batch::default();
-    let dev = mqrtc::calls::Device {
-        client_id: "GID_demo@@@alice".into(),
-        user: "alice".into(),
-        instance: "mqrtc-demo".into(),
+fn the_controller_over_mqtts() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let [ca, cert, key] = certificates(certs.path());
+    let tls_port = crate::common::free_port();
+    let mosquitto = Mosquitto::start_with(
+        &format!(
+            "acl_file {{dir}}/acl\n# keys readable by root only: do not drop to the mosquitto user\nuser root\nlistener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+        ),
+        &[("acl", ACL)],
+    );
+    let (dir, cfg) = data_dir(&format!("mqtts://127.0.0.1:{tls_port}"), "");
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg).expect("config") + &format!("ca_file = \"{ca}\"\n"),
+    )
+    .expect("config");
+    let controller = Appliance::controller(dir, &["--config", &cfg]);
+    wait_role(controller.ports.http, "active");
+    let s = Setup {
+        mosquitto,
+        controller,
+        _postgres: None,
     };
-    batch.devices.push((dev, 1));
-    old.apply_batch(&batch).expect("the holder writes");
-    drop(lease); // its connection ends: PostgreSQL releases the lock
-    let mut new = Lease::acquire(&pg.url, "new", Duration::from_millis(10), || 0).expect("lease");
-    assert_eq!(new.epoch, 2);
-    new.check().expect("the new holder holds it");
-    match old.apply_batch(&batch) {
-        Err(StoreError::Fenced(why)) => assert!(why.contains("epoch 2"), "{why}"),
-        other => panic!("the old controller wrote: {other:?}"),
-    }
-    let loaded = PgStore::connect(&pg.url)
-        .expect("connect")
-        .load_controller(0)
-        .expect("load");
-    assert_eq!(loaded.devices.len(), 1, "what the holder wrote is there");
+    scenario(&s, "seed", &[]);
+    assert!(s
+        .controller
+        .log()
+        .contains("connected to the upstream broker"));
 }

@@ -1,0 +1,76 @@
+#!/bin/sh
+# Call setups per second and setup latency through Debian's mosquitto +
+# `mqrtc controller` + PostgreSQL, against the appliance, in one run on this
+# machine (alternating, ROUNDS times each): `mqrtc bench calls` on both.
+#
+#   scripts/bench-scale-out.sh [BINARY] [ROUNDS]     # default target/release/mqrtc, 2
+#
+# Needs mosquitto and PostgreSQL (scripts/install-test-deps.sh). Prints the
+# bench's JSON lines, each after a line naming the setup; docs/benchmarks.md
+# keeps the figures.
+set -eu
+BIN=$(realpath "${1:-target/release/mqrtc}")
+ROUNDS=${2:-2}
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
+tmp=$(mktemp -d)
+chmod 711 "$tmp"
+pids=""
+cleanup() {
+  for p in $pids; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# PostgreSQL refuses to run as root: run it as nobody then.
+as_pg() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; else "$@"; fi; }
+mkdir "$tmp/pg"
+[ "$(id -u)" = 0 ] && chown 65534:65534 "$tmp/pg"
+as_pg "$PG_BIN/initdb" -D "$tmp/pg/data" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
+PG_PORT=$(free_port)
+as_pg "$PG_BIN/postgres" -D "$tmp/pg/data" -c listen_addresses=127.0.0.1 -p "$PG_PORT" -k "$tmp/pg" \
+  >"$tmp/pg/log" 2>&1 &
+pids="$pids $!"
+
+MQ_PORT=$(free_port)
+cat >"$tmp/acl" <<ACL
+pattern write rtc_up/+/%c
+pattern read rtc_down/p2p/%c
+pattern read rtc_event/p2p/%c
+pattern write rtc_event/p2p/+
+user mqrtc-controller
+topic read rtc_up/#
+topic write rtc_down/#
+ACL
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nacl_file %s\nmax_queued_messages 10000\n' \
+  "$MQ_PORT" "$tmp/acl" >"$tmp/mosquitto.conf"
+/usr/sbin/mosquitto -c "$tmp/mosquitto.conf" >"$tmp/mosquitto.log" 2>&1 &
+pids="$pids $!"
+
+"$BIN" instance demo --data-dir "$tmp/ctl" >/dev/null
+until as_pg "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; do sleep 0.1; done
+cat >"$tmp/ctl/mqrtc.toml" <<CFG
+[upstream]
+url = "mqtt://127.0.0.1:$MQ_PORT"
+username = "mqrtc-controller"
+store = "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+CFG
+RUST_LOG=warn "$BIN" controller --data-dir "$tmp/ctl" --config "$tmp/ctl/mqrtc.toml" --http-port 0 \
+  2>"$tmp/ctl.log" &
+pids="$pids $!"
+until [ -f "$tmp/ctl/ports.json" ] && grep -q '"role":"active"' "$tmp/health" 2>/dev/null; do
+  sleep 0.2
+  [ -f "$tmp/ctl/ports.json" ] || continue
+  port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"])' "$tmp/ctl/ports.json")
+  curl -s "http://127.0.0.1:$port/healthz" >"$tmp/health" || true
+done
+
+i=1
+while [ "$i" -le "$ROUNDS" ]; do
+  echo "# round $i: appliance (mqrtc serve --dev)"
+  "$BIN" bench calls
+  echo "# round $i: mosquitto + mqrtc controller + PostgreSQL"
+  "$BIN" bench calls --port "$MQ_PORT" --standard-broker
+  i=$((i + 1))
+done
