@@ -114,8 +114,18 @@ fn scenario(s: &Setup, name: &str, extra: &[&str]) -> String {
     text(&o)
 }
 
-const SCENARIOS: [&str; 7] = [
-    "seed", "decline", "cancel", "timeout", "meeting", "errors", "offline",
+/// In this order: without disconnect events (mosquitto) the controller
+/// cannot know a device went away, so `offline-late` (which needs B free)
+/// goes first and `offline` (which leaves B in a call) last.
+const SCENARIOS: [&str; 8] = [
+    "offline-late",
+    "seed",
+    "decline",
+    "cancel",
+    "timeout",
+    "meeting",
+    "errors",
+    "offline",
 ];
 
 /// The same scenarios as `calls.rs` runs against the appliance.
