@@ -1,9 +1,11 @@
 #!/bin/sh
 # Call setups per second and setup latency through Debian's mosquitto +
-# `mqrtc controller` + PostgreSQL, against the appliance, in one run on this
-# machine (alternating, ROUNDS times each): `mqrtc bench calls` on both.
+# `mqrtc controller` (state in SQLite, and in PostgreSQL), against the
+# appliance, in one run on this machine (alternating, ROUNDS times each):
+# `mqrtc bench calls` on each. Extra arguments after ROUNDS go to every
+# `mqrtc bench calls` (for example --rate 250).
 #
-#   scripts/bench-scale-out.sh [BINARY] [ROUNDS]     # default target/release/mqrtc, 2
+#   scripts/bench-scale-out.sh [BINARY] [ROUNDS] [BENCH ARGS...]   # default target/release/mqrtc, 2
 #
 # Needs mosquitto and PostgreSQL (scripts/install-test-deps.sh). Prints the
 # bench's JSON lines, each after a line naming the setup; docs/benchmarks.md
@@ -11,6 +13,7 @@
 set -eu
 BIN=$(realpath "${1:-target/release/mqrtc}")
 ROUNDS=${2:-2}
+shift $(( $# > 2 ? 2 : $# ))
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
 tmp=$(mktemp -d)
 chmod 711 "$tmp"
@@ -33,7 +36,6 @@ as_pg "$PG_BIN/postgres" -D "$tmp/pg/data" -c listen_addresses=127.0.0.1 -p "$PG
   >"$tmp/pg/log" 2>&1 &
 pids="$pids $!"
 
-MQ_PORT=$(free_port)
 cat >"$tmp/acl" <<ACL
 pattern write rtc_up/+/%c
 pattern read rtc_down/p2p/%c
@@ -43,34 +45,41 @@ user mqrtc-controller
 topic read rtc_up/#
 topic write rtc_down/#
 ACL
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nacl_file %s\nmax_queued_messages 10000\n' \
-  "$MQ_PORT" "$tmp/acl" >"$tmp/mosquitto.conf"
-/usr/sbin/mosquitto -c "$tmp/mosquitto.conf" >"$tmp/mosquitto.log" 2>&1 &
-pids="$pids $!"
-
-"$BIN" instance demo --data-dir "$tmp/ctl" >/dev/null
 until as_pg "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; do sleep 0.1; done
-cat >"$tmp/ctl/mqrtc.toml" <<CFG
-[upstream]
-url = "mqtt://127.0.0.1:$MQ_PORT"
-username = "mqrtc-controller"
-store = "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
-CFG
-RUST_LOG=warn "$BIN" controller --data-dir "$tmp/ctl" --config "$tmp/ctl/mqrtc.toml" --http-port 0 \
-  2>"$tmp/ctl.log" &
-pids="$pids $!"
-until [ -f "$tmp/ctl/ports.json" ] && grep -q '"role":"active"' "$tmp/health" 2>/dev/null; do
-  sleep 0.2
-  [ -f "$tmp/ctl/ports.json" ] || continue
-  port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"])' "$tmp/ctl/ports.json")
-  curl -s "http://127.0.0.1:$port/healthz" >"$tmp/health" || true
-done
+
+# start_scale_out NAME STORE: a mosquitto and a controller (state in STORE:
+# empty for SQLite); sets MQ_PORT.
+start_scale_out() {
+  MQ_PORT=$(free_port)
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nacl_file %s\nmax_queued_messages 10000\nmax_inflight_messages 1000\n' \
+    "$MQ_PORT" "$tmp/acl" >"$tmp/$1.conf"
+  /usr/sbin/mosquitto -c "$tmp/$1.conf" >"$tmp/$1-mosquitto.log" 2>&1 &
+  pids="$pids $!"
+  "$BIN" instance demo --data-dir "$tmp/$1" >/dev/null
+  printf '[upstream]\nurl = "mqtt://127.0.0.1:%s"\nusername = "mqrtc-controller"\nstore = "%s"\n' \
+    "$MQ_PORT" "$2" >"$tmp/$1/mqrtc.toml"
+  RUST_LOG=warn "$BIN" controller --data-dir "$tmp/$1" --config "$tmp/$1/mqrtc.toml" --http-port 0 \
+    2>"$tmp/$1.log" &
+  pids="$pids $!"
+  until [ -f "$tmp/$1/ports.json" ] && grep -q '"role":"active"' "$tmp/$1.health" 2>/dev/null; do
+    sleep 0.2
+    [ -f "$tmp/$1/ports.json" ] || continue
+    port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"])' "$tmp/$1/ports.json")
+    curl -s "http://127.0.0.1:$port/healthz" >"$tmp/$1.health" || true
+  done
+}
+start_scale_out sqlite ""
+SQLITE_PORT=$MQ_PORT
+start_scale_out pg "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+PG_MQ_PORT=$MQ_PORT
 
 i=1
 while [ "$i" -le "$ROUNDS" ]; do
   echo "# round $i: appliance (mqrtc serve --dev)"
-  "$BIN" bench calls
+  "$BIN" bench calls "$@"
+  echo "# round $i: mosquitto + mqrtc controller + SQLite"
+  "$BIN" bench calls --port "$SQLITE_PORT" --standard-broker "$@"
   echo "# round $i: mosquitto + mqrtc controller + PostgreSQL"
-  "$BIN" bench calls --port "$MQ_PORT" --standard-broker
+  "$BIN" bench calls --port "$PG_MQ_PORT" --standard-broker "$@"
   i=$((i + 1))
 done

@@ -249,12 +249,9 @@ impl ServeArgs {
             rtc.insert("public_host".into(), toml::Value::String(host.clone()));
             root.insert("rtc".into(), toml::Value::Table(rtc));
         }
-        if let Some(f) = self.log_format {
-            let name = match f {
-                crate::config::LogFormat::Text => "text",
-                crate::config::LogFormat::Json => "json",
-            };
-            root.insert("log_format".into(), toml::Value::String(name.into()));
+        // The config's own serde names (`text`, `json`).
+        if let Some(f) = self.log_format.and_then(|f| toml::Value::try_from(f).ok()) {
+            root.insert("log_format".into(), f);
         }
         if self.dev {
             root.insert("dev".into(), toml::Value::Boolean(true));

@@ -138,11 +138,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     };
     if controller.is_some() {
         let settings = webhook_settings(&cfg);
-        let dir = cfg.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open_dir(&dir))
-            .await?
-            .context("while opening the database for webhooks")?;
-        background.push(crate::webhooks::start(Arc::new(store), settings));
+        let store = open_dir(&cfg.data_dir, " for webhooks").await?;
+        background.push(crate::webhooks::start(store, settings));
     }
     let controller_ms = ms(began);
     if cfg.fault_injection {
@@ -262,12 +259,18 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     Ok(())
 }
 
-async fn open_store(cfg: &Config) -> anyhow::Result<Arc<Store>> {
-    let dir = cfg.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open_dir(&dir))
+/// A connection of its own to the data dir's database; `what` (such as
+/// `" for webhooks"`) ends the error's "while opening the database".
+pub(crate) async fn open_dir(dir: &Path, what: &str) -> anyhow::Result<Arc<Store>> {
+    let d = dir.to_path_buf();
+    let store = tokio::task::spawn_blocking(move || Store::open_dir(&d))
         .await?
-        .context("while opening the database")?;
-    let store = Arc::new(store);
+        .with_context(|| format!("while opening the database{what}"))?;
+    Ok(Arc::new(store))
+}
+
+async fn open_store(cfg: &Config) -> anyhow::Result<Arc<Store>> {
+    let store = open_dir(&cfg.data_dir, "").await?;
     let dev = cfg.dev;
     let created = blocking(
         &store,
@@ -297,12 +300,7 @@ pub const ADMIN_PASSWORD_FILE: &str = "admin-password.txt";
 /// The console's own SQLite connection; creates the first admin (password
 /// in a file only the owner can read, never in the log) if there is none.
 async fn open_console_store(cfg: &Config) -> anyhow::Result<Arc<Store>> {
-    let dir = cfg.data_dir.clone();
-    let store = Arc::new(
-        tokio::task::spawn_blocking(move || Store::open_dir(&dir))
-            .await?
-            .context("while opening the database for the console")?,
-    );
+    let store = open_dir(&cfg.data_dir, " for the console").await?;
     let now = crate::store::unix_now();
     if let Some(password) = blocking(&store, move |s| s.ensure_admin(now)).await? {
         let path = cfg.data_dir.join(ADMIN_PASSWORD_FILE);

@@ -85,6 +85,16 @@ pub(crate) fn is_v5(ci: &ConnectInfo) -> bool {
     matches!(ci, ConnectInfo::V5(..))
 }
 
+/// The MQTT protocol level a session connected with (3, 4 = 3.1.1 or 5;
+/// 0 if unknown).
+pub(crate) async fn protocol_level(s: &Session) -> u8 {
+    match s.connect_info().await.as_deref() {
+        Ok(ConnectInfo::V3(_, c)) => c.protocol.level(),
+        Ok(ConnectInfo::V5(..)) => 5,
+        Err(_) => 0,
+    }
+}
+
 /// The CONNACK code a refusal is answered with (after the hooks' refinement).
 pub(crate) fn refusal_code(e: &ConnectRefusal, v5: bool) -> u8 {
     match (e, v5) {
@@ -125,11 +135,7 @@ pub(crate) fn note_refusal(a: &Activity, ci: &ConnectInfo, reason: String, code:
 
 /// Notes a connect or disconnect of session `s`.
 pub(crate) async fn note(a: &Activity, id: &Id, kind: &'static str, reason: String, s: &Session) {
-    let protocol = match s.connect_info().await.as_deref() {
-        Ok(ConnectInfo::V3(_, c)) => c.protocol.level(),
-        Ok(ConnectInfo::V5(..)) => 5,
-        Err(_) => 0,
-    };
+    let protocol = protocol_level(s).await;
     if let Some(e) = event(id, kind, reason, None, protocol) {
         let transport = super::inspect::listener_name(id.lid);
         let remote = e.address.map(|a| a.to_string()).unwrap_or_default();

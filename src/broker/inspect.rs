@@ -283,11 +283,7 @@ pub(crate) async fn census(scx: &ServerContext) -> Census {
     let mut c = Census::default();
     for s in sessions {
         if s.connected().await.unwrap_or(false) {
-            let protocol = match s.connect_info().await.as_deref() {
-                Ok(ConnectInfo::V3(_, c)) => c.protocol.level(),
-                Ok(ConnectInfo::V5(..)) => 5,
-                Err(_) => 0,
-            };
+            let protocol = super::activity::protocol_level(&s).await;
             *by.entry((listener_name(s.id.lid), protocol)).or_default() += 1;
         } else {
             c.offline_sessions += 1;

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{json, Value};
 
-use crate::calls::{Call, CallState, Effect, Event, Millis, PState};
+use crate::calls::{Call, CallState, Device, Effect, Event, Millis, PState};
 use crate::store::WebhookEvent;
 
 /// Where a call stands, as last reported.
@@ -160,8 +160,7 @@ impl Phases {
 
 /// `device.connected` or `device.disconnected`.
 pub(super) fn presence(
-    instance: &str,
-    client_id: &str,
+    device: &Device,
     connected: bool,
     reason: &str,
     now: Millis,
@@ -171,10 +170,9 @@ pub(super) fn presence(
     } else {
         "device.disconnected"
     };
-    let user = client_id.split_once("@@@").map_or(client_id, |(_, d)| d);
-    let mut data = json!({ "client_id": client_id, "user": user });
+    let mut data = json!({ "client_id": device.client_id, "user": device.user });
     if !connected {
         data["reason"] = json!(reason);
     }
-    event(instance, kind, None, now, data)
+    event(&device.instance, kind, None, now, data)
 }

@@ -249,7 +249,7 @@ impl Runtime {
         match ev {
             BridgeEvent::Connected { client_id, .. } => {
                 if let Some(d) = self.device(&client_id) {
-                    let ev = super::events::presence(&d.instance, &client_id, true, "", now_ms());
+                    let ev = super::events::presence(&d, true, "", now_ms());
                     staged.batch.webhooks.push(ev);
                     self.seen(&d, now_ms(), staged);
                     self.engine.apply(Input::Presence(d, true), now_ms(), "-");
@@ -260,8 +260,7 @@ impl Runtime {
                 client_id, reason, ..
             } => {
                 if let Some(d) = self.device(&client_id) {
-                    let ev =
-                        super::events::presence(&d.instance, &client_id, false, &reason, now_ms());
+                    let ev = super::events::presence(&d, false, &reason, now_ms());
                     staged.batch.webhooks.push(ev);
                     self.engine.apply(Input::Presence(d, false), now_ms(), "-");
                 }

@@ -124,22 +124,20 @@ pub async fn not_found(uri: axum::http::Uri) -> api::ApiError {
 
 /// A Unix-milliseconds time in RFC 3339 (`2026-12-02T22:05:11.123Z`; empty if out of range).
 pub fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+    format_ms(ms, &time::format_description::well_known::Rfc3339)
 }
 
 /// A Unix-milliseconds time as `2026-12-02 22:05:11 UTC` (empty if out of range).
 pub fn when(ms: i64) -> String {
     let fmt =
         time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    format_ms(ms, &fmt)
+}
+
+fn format_ms(ms: i64, fmt: &(impl time::formatting::Formattable + ?Sized)) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&fmt).ok())
+        .and_then(|t| t.format(fmt).ok())
         .unwrap_or_default()
 }
 

@@ -52,13 +52,8 @@ impl ControllerArgs {
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
         put("password_file", path(&self.upstream_password_file));
         put("ca_file", path(&self.upstream_ca_file));
-        if let Some(p) = self.presence {
-            put(
-                "presence",
-                toml::Value::try_from(p)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string)),
-            );
+        if let Some(p) = self.presence.and_then(|p| toml::Value::try_from(p).ok()) {
+            up.insert("presence".into(), p);
         }
         if !up.is_empty() {
             root.insert("upstream".into(), toml::Value::Table(up));

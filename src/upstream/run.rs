@@ -47,12 +47,7 @@ const UPLINK_QUEUE: usize = 4096;
 pub async fn start(cfg: Config) -> anyhow::Result<Started> {
     crate::private::create_dir(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
-    let dir = cfg.data_dir.clone();
-    let store = Arc::new(
-        tokio::task::spawn_blocking(move || Store::open_dir(&dir))
-            .await?
-            .context("while opening the database")?,
-    );
+    let store = app::open_dir(&cfg.data_dir, "").await?;
     let directory = Arc::new(SharedDirectory::new(
         blocking(&store, |s| s.directory()).await?,
     ));

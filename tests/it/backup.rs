@@ -52,15 +52,18 @@ fn call_ids(a: &Appliance, auth: &str) -> Vec<String> {
         .collect()
 }
 
+/// `mqrtc <args> --data-dir <dir>`.
+fn in_dir(dir: &str, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--data-dir", dir]);
+    mqrtc(&all)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_under_load_restores_everything() {
     let a = Appliance::start(&["--dev"]);
     let data = a.path().to_str().expect("utf-8").to_string();
-    let d = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--data-dir", data.as_str()]);
-        mqrtc(&all)
-    };
+    let d = |args: &[&str]| in_dir(&data, args);
     d(&["instance", "create", "acme"]);
     d(&["group", "create", "GID_acme", "--instance", "acme"]);
     d(&[
@@ -187,11 +190,7 @@ async fn a_backup_taken_under_load_restores_everything() {
     let instances = d(&["instance", "list", "--json"]);
     let devices = d(&["device", "list", "--instance", "acme", "--json"]);
     let r = Appliance::start_bare(target.clone(), &[]);
-    let rd = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--data-dir", t]);
-        mqrtc(&all)
-    };
+    let rd = |args: &[&str]| in_dir(t, args);
     assert_eq!(rd(&["instance", "list", "--json"]), instances);
     assert_eq!(
         rd(&["device", "list", "--instance", "acme", "--json"]),

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::http::request;
-use crate::common::{python, text, Appliance};
+use crate::common::{python, text, Appliance, FREE_PORTS};
 
 fn dev_appliance() -> Appliance {
     Appliance::start(&["--dev", "--fault-injection"])
@@ -165,24 +165,7 @@ fn a_damaged_session_store_is_reported_and_the_appliance_still_serves() {
     let d = dir.path().to_str().unwrap();
     let o = crate::common::run(
         env!("CARGO_BIN_EXE_mqrtc"),
-        &[
-            "serve",
-            "--dev",
-            "--data-dir",
-            d,
-            "--mqtt-port",
-            "0",
-            "--mqtts-port",
-            "0",
-            "--ws-port",
-            "0",
-            "--wss-port",
-            "0",
-            "--http-port",
-            "0",
-            "--https-port",
-            "0",
-        ],
+        &[&["serve", "--dev", "--data-dir", d][..], &FREE_PORTS].concat(),
     );
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
@@ -229,28 +212,20 @@ fn a_clock_earlier_than_the_build_is_warned_about() {
     let o = crate::common::run(
         "timeout",
         &[
-            "10",
-            "faketime",
-            "-f",
-            "@2020-01-01 00:00:00",
-            env!("CARGO_BIN_EXE_mqrtc"),
-            "serve",
-            "--dev",
-            "--data-dir",
-            d,
-            "--mqtt-port",
-            "0",
-            "--mqtts-port",
-            "0",
-            "--ws-port",
-            "0",
-            "--wss-port",
-            "0",
-            "--http-port",
-            "0",
-            "--https-port",
-            "0",
-        ],
+            &[
+                "10",
+                "faketime",
+                "-f",
+                "@2020-01-01 00:00:00",
+                env!("CARGO_BIN_EXE_mqrtc"),
+                "serve",
+                "--dev",
+                "--data-dir",
+                d,
+            ][..],
+            &FREE_PORTS,
+        ]
+        .concat(),
     );
     let out = text(&o);
     assert!(
@@ -260,25 +235,17 @@ fn a_clock_earlier_than_the_build_is_warned_about() {
     let o = crate::common::run(
         "timeout",
         &[
-            "5",
-            env!("CARGO_BIN_EXE_mqrtc"),
-            "serve",
-            "--dev",
-            "--data-dir",
-            d,
-            "--mqtt-port",
-            "0",
-            "--mqtts-port",
-            "0",
-            "--ws-port",
-            "0",
-            "--wss-port",
-            "0",
-            "--http-port",
-            "0",
-            "--https-port",
-            "0",
-        ],
+            &[
+                "5",
+                env!("CARGO_BIN_EXE_mqrtc"),
+                "serve",
+                "--dev",
+                "--data-dir",
+                d,
+            ][..],
+            &FREE_PORTS,
+        ]
+        .concat(),
     );
     assert!(
         !text(&o).contains("earlier than this build"),

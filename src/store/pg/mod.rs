@@ -30,15 +30,17 @@ impl From<postgres::Error> for StoreError {
     }
 }
 
+/// One statement per table and batch: the batch's rows go in as arrays
+/// (`UNNEST`), so a batch costs a handful of round trips, not one per row.
 struct Statements {
     epoch: Statement,
-    call: Statement,
-    user: Statement,
-    timer: Statement,
-    untimer: Statement,
-    reply: Statement,
-    device: Statement,
-    event: Statement,
+    calls: Statement,
+    users: Statement,
+    timers: Statement,
+    untimers: Statement,
+    replies: Statement,
+    devices: Statement,
+    events: Statement,
     sent: Statement,
     outbox: Statement,
 }
@@ -57,32 +59,43 @@ impl PgStore {
         migrate(&mut client)?;
         let s = Statements {
             epoch: client.prepare("SELECT epoch FROM controller_lease WHERE id = 1 FOR SHARE")?,
-            call: client.prepare(
-                "INSERT INTO calls (id, instance_id, state, data, created_at, ended_at) VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (id) DO UPDATE SET state = $3, data = $4, ended_at = $6",
+            calls: client.prepare(
+                "INSERT INTO calls (id, instance_id, state, data, created_at, ended_at)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+                 ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, data = EXCLUDED.data, ended_at = EXCLUDED.ended_at",
             )?,
-            user: client.prepare(
-                "INSERT INTO call_users (user_id, call_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            users: client.prepare(
+                "INSERT INTO call_users (user_id, call_id, created_at)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) ON CONFLICT DO NOTHING",
             )?,
-            timer: client.prepare(
-                "INSERT INTO call_timers (call_id, timer, due_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (call_id, timer) DO UPDATE SET due_at = $3",
+            timers: client.prepare(
+                "INSERT INTO call_timers (call_id, timer, due_at)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[])
+                 ON CONFLICT (call_id, timer) DO UPDATE SET due_at = EXCLUDED.due_at",
             )?,
-            untimer: client.prepare("DELETE FROM call_timers WHERE call_id = $1 AND timer = $2")?,
-            reply: client.prepare(
-                "INSERT INTO call_replies (client_id, req, result, until) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (client_id, req) DO UPDATE SET result = $3, until = $4",
+            untimers: client.prepare(
+                "DELETE FROM call_timers WHERE (call_id, timer) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
             )?,
-            device: client.prepare(
-                "INSERT INTO call_devices (client_id, user_id, instance_id, first_seen) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT DO NOTHING",
+            replies: client.prepare(
+                "INSERT INTO call_replies (client_id, req, result, until)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])
+                 ON CONFLICT (client_id, req) DO UPDATE SET result = EXCLUDED.result, until = EXCLUDED.until",
             )?,
-            event: client.prepare(
-                "INSERT INTO call_events (call_id, at, direction, client_id, type, message) VALUES ($1, $2, $3, $4, $5, $6)",
+            devices: client.prepare(
+                "INSERT INTO call_devices (client_id, user_id, instance_id, first_seen)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) ON CONFLICT DO NOTHING",
             )?,
-            sent: client.prepare("DELETE FROM outbox WHERE seq = $1")?,
+            // In the batch's order: the timeline is read by `seq`.
+            events: client.prepare(
+                "INSERT INTO call_events (call_id, at, direction, client_id, type, message)
+                 SELECT c, a, d, cl, t, m FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
+                 WITH ORDINALITY AS u(c, a, d, cl, t, m, n) ORDER BY n",
+            )?,
+            sent: client.prepare("DELETE FROM outbox WHERE seq = ANY($1)")?,
             outbox: client.prepare(
-                "INSERT INTO outbox (client_id, topic, payload, expires_at) VALUES ($1, $2, $3, $4) RETURNING seq",
+                "INSERT INTO outbox (client_id, topic, payload, expires_at)
+                 SELECT c, t, p, e FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])
+                 WITH ORDINALITY AS u(c, t, p, e, n) ORDER BY n RETURNING seq",
             )?,
         };
         Ok(PgStore {
@@ -125,6 +138,25 @@ fn migrate(c: &mut Client) -> Result<(), StoreError> {
     tx.execute("UPDATE mqrtc_schema SET version = $1", &[&known])?;
     tx.commit()?;
     Ok(())
+}
+
+/// The last value per key, in the order keys first appeared (a batch may
+/// change one row twice; one statement may not).
+fn last_per_key<K: Eq + std::hash::Hash + Clone, V>(
+    items: impl Iterator<Item = (K, V)>,
+) -> Vec<(K, V)> {
+    let mut at: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
+    let mut out: Vec<(K, V)> = Vec::new();
+    for (k, v) in items {
+        match at.get(&k) {
+            Some(&i) => out[i].1 = v,
+            None => {
+                at.insert(k.clone(), out.len());
+                out.push((k, v));
+            }
+        }
+    }
+    out
 }
 
 impl super::StateStore for PgStore {
@@ -194,68 +226,114 @@ impl super::StateStore for PgStore {
                 )));
             }
         }
-        for call in &b.calls {
-            let state = serde_json::to_value(call.state).map_err(corrupt)?;
-            let data = serde_json::to_string(call).map_err(corrupt)?;
-            let state = state["state"].as_str().unwrap_or("");
+        let calls = last_per_key(b.calls.iter().map(|c| (c.id.clone(), c)));
+        if !calls.is_empty() {
+            let (mut ids, mut instances, mut states, mut data, mut created, mut ended) =
+                (vec![], vec![], vec![], vec![], vec![], vec![]);
+            let (mut users, mut user_calls, mut user_created) = (vec![], vec![], vec![]);
+            for (_, c) in calls {
+                let state = serde_json::to_value(c.state).map_err(corrupt)?;
+                ids.push(c.id.as_str());
+                instances.push(c.instance.as_str());
+                states.push(state["state"].as_str().unwrap_or("").to_string());
+                data.push(serde_json::to_string(c).map_err(corrupt)?);
+                created.push(c.created_at);
+                ended.push(c.ended_at);
+                for user in c.participants.keys() {
+                    users.push(user.as_str());
+                    user_calls.push(c.id.as_str());
+                    user_created.push(c.created_at);
+                }
+            }
             tx.execute(
-                &s.call,
-                &[
-                    &call.id,
-                    &call.instance,
-                    &state,
-                    &data,
-                    &call.created_at,
-                    &call.ended_at,
-                ],
+                &s.calls,
+                &[&ids, &instances, &states, &data, &created, &ended],
             )?;
-            for user in call.participants.keys() {
-                tx.execute(&s.user, &[user, &call.id, &call.created_at])?;
+            tx.execute(&s.users, &[&users, &user_calls, &user_created])?;
+        }
+        let timers = last_per_key(
+            b.timers
+                .iter()
+                .map(|(t, due)| ((t.call_id.clone(), timer_key(&t.kind)), due)),
+        );
+        let (mut set, mut gone) = ((vec![], vec![], vec![]), (vec![], vec![]));
+        for ((call_id, key), due) in timers {
+            match due {
+                Some(due) => {
+                    set.0.push(call_id);
+                    set.1.push(key);
+                    set.2.push(*due);
+                }
+                None => {
+                    gone.0.push(call_id);
+                    gone.1.push(key);
+                }
             }
         }
-        for (t, due) in &b.timers {
-            let key = timer_key(&t.kind);
-            match due {
-                Some(due) => tx.execute(&s.timer, &[&t.call_id, &key, due])?,
-                None => tx.execute(&s.untimer, &[&t.call_id, &key])?,
-            };
+        if !set.0.is_empty() {
+            tx.execute(&s.timers, &[&set.0, &set.1, &set.2])?;
         }
-        for (client, req, result, until) in &b.replies {
-            let result = serde_json::to_string(result).map_err(corrupt)?;
-            tx.execute(&s.reply, &[client, req, &result, until])?;
+        if !gone.0.is_empty() {
+            tx.execute(&s.untimers, &[&gone.0, &gone.1])?;
         }
-        for (d, at) in &b.devices {
-            tx.execute(&s.device, &[&d.client_id, &d.user, &d.instance, at])?;
+        let replies = last_per_key(b.replies.iter().map(|r| ((r.0.clone(), r.1.clone()), r)));
+        if !replies.is_empty() {
+            let (mut clients, mut reqs, mut results, mut untils) = (vec![], vec![], vec![], vec![]);
+            for (_, (client, req, result, until)) in replies {
+                clients.push(client.as_str());
+                reqs.push(req.as_str());
+                results.push(serde_json::to_string(result).map_err(corrupt)?);
+                untils.push(*until);
+            }
+            tx.execute(&s.replies, &[&clients, &reqs, &results, &untils])?;
         }
-        for (call_id, e) in &b.events {
-            let message = e.message.to_string();
-            tx.execute(
-                &s.event,
-                &[
-                    call_id,
-                    &e.at,
-                    &e.direction,
-                    &e.client_id,
-                    &e.kind,
-                    &message,
-                ],
-            )?;
+        if !b.devices.is_empty() {
+            let ids: Vec<&str> = b
+                .devices
+                .iter()
+                .map(|(d, _)| d.client_id.as_str())
+                .collect();
+            let users: Vec<&str> = b.devices.iter().map(|(d, _)| d.user.as_str()).collect();
+            let instances: Vec<&str> = b.devices.iter().map(|(d, _)| d.instance.as_str()).collect();
+            let seen: Vec<i64> = b.devices.iter().map(|(_, at)| *at).collect();
+            tx.execute(&s.devices, &[&ids, &users, &instances, &seen])?;
         }
-        for seq in &b.outbox_done {
-            tx.execute(&s.sent, &[seq])?;
+        if !b.events.is_empty() {
+            let e = &b.events;
+            let calls: Vec<&str> = e.iter().map(|(c, _)| c.as_str()).collect();
+            let at: Vec<i64> = e.iter().map(|(_, e)| e.at).collect();
+            let dir: Vec<&str> = e.iter().map(|(_, e)| e.direction.as_str()).collect();
+            let client: Vec<&str> = e.iter().map(|(_, e)| e.client_id.as_str()).collect();
+            let kind: Vec<&str> = e.iter().map(|(_, e)| e.kind.as_str()).collect();
+            let msg: Vec<String> = e.iter().map(|(_, e)| e.message.to_string()).collect();
+            tx.execute(&s.events, &[&calls, &at, &dir, &client, &kind, &msg])?;
+        }
+        if !b.outbox_done.is_empty() {
+            tx.execute(&s.sent, &[&b.outbox_done])?;
         }
         let mut rows = Vec::with_capacity(b.outbox.len());
-        for (client_id, topic, payload, expires_at) in &b.outbox {
-            let seq: i64 = tx
-                .query_one(&s.outbox, &[client_id, topic, payload, expires_at])?
-                .get(0);
-            rows.push(OutboxRow {
-                seq,
-                client_id: client_id.clone(),
-                topic: topic.clone(),
-                payload: payload.clone(),
-                expires_at: *expires_at,
-            });
+        if !b.outbox.is_empty() {
+            let o = &b.outbox;
+            let clients: Vec<&str> = o.iter().map(|r| r.0.as_str()).collect();
+            let topics: Vec<&str> = o.iter().map(|r| r.1.as_str()).collect();
+            let payloads: Vec<&str> = o.iter().map(|r| r.2.as_str()).collect();
+            let expires: Vec<i64> = o.iter().map(|r| r.3).collect();
+            // Identities are given in insertion order, which is the batch's.
+            let mut seqs: Vec<i64> = tx
+                .query(&s.outbox, &[&clients, &topics, &payloads, &expires])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            seqs.sort_unstable();
+            for ((client_id, topic, payload, expires_at), seq) in o.iter().zip(seqs) {
+                rows.push(OutboxRow {
+                    seq,
+                    client_id: client_id.clone(),
+                    topic: topic.clone(),
+                    payload: payload.clone(),
+                    expires_at: *expires_at,
+                });
+            }
         }
         tx.commit()?;
         Ok(rows)
@@ -288,5 +366,14 @@ impl super::StateStore for PgStore {
         tx.execute("DELETE FROM calls WHERE id = ANY($1)", &[&ids])?;
         tx.commit()?;
         Ok(ids.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_last_change_per_row_wins_in_first_seen_order() {
+        let v = super::last_per_key([("a", 1), ("b", 2), ("a", 3)].into_iter());
+        assert_eq!(v, [("a", 3), ("b", 2)]);
     }
 }
