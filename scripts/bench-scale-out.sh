@@ -47,6 +47,21 @@ topic write rtc_down/#
 ACL
 until as_pg "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; do sleep 0.1; done
 
+# start_controller NAME: `mqrtc controller` on data dir NAME; sets CTL_PID.
+start_controller() {
+  RUST_LOG=warn "$BIN" controller --data-dir "$tmp/$1" --config "$tmp/$1/mqrtc.toml" --http-port 0 \
+    2>"$tmp/$1.log" &
+  CTL_PID=$!
+  pids="$pids $CTL_PID"
+}
+
+# role NAME: what /healthz of controller NAME says it is (empty until it answers).
+role() {
+  [ -f "$tmp/$1/ports.json" ] || return 0
+  port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"])' "$tmp/$1/ports.json")
+  curl -s "http://127.0.0.1:$port/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("role",""))' 2>/dev/null || true
+}
+
 # start_scale_out NAME STORE: a mosquitto and a controller (state in STORE:
 # empty for SQLite); sets MQ_PORT.
 start_scale_out() {
@@ -58,19 +73,12 @@ start_scale_out() {
   "$BIN" instance demo --data-dir "$tmp/$1" >/dev/null
   printf '[upstream]\nurl = "mqtt://127.0.0.1:%s"\nusername = "mqrtc-controller"\nstore = "%s"\n' \
     "$MQ_PORT" "$2" >"$tmp/$1/mqrtc.toml"
-  RUST_LOG=warn "$BIN" controller --data-dir "$tmp/$1" --config "$tmp/$1/mqrtc.toml" --http-port 0 \
-    2>"$tmp/$1.log" &
-  pids="$pids $!"
-  until [ -f "$tmp/$1/ports.json" ] && grep -q '"role":"active"' "$tmp/$1.health" 2>/dev/null; do
-    sleep 0.2
-    [ -f "$tmp/$1/ports.json" ] || continue
-    port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"])' "$tmp/$1/ports.json")
-    curl -s "http://127.0.0.1:$port/healthz" >"$tmp/$1.health" || true
-  done
+  start_controller "$1"
+  until [ "$(role "$1")" = active ]; do sleep 0.2; done
 }
-start_scale_out sqlite ""
+start_scale_out ctl-sqlite ""
 SQLITE_PORT=$MQ_PORT
-start_scale_out pg "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+start_scale_out ctl-pg "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 PG_MQ_PORT=$MQ_PORT
 
 i=1
@@ -82,4 +90,23 @@ while [ "$i" -le "$ROUNDS" ]; do
   echo "# round $i: mosquitto + mqrtc controller + PostgreSQL"
   "$BIN" bench calls --port "$PG_MQ_PORT" --standard-broker "$@"
   i=$((i + 1))
+done
+
+# Failover: a standby on a copy of the data dir, kill -9 of the active one,
+# the time until the standby says it is active (default lease poll, 500 ms).
+active_pid=$CTL_PID
+n=1
+while [ "$n" -le 5 ]; do
+  standby="pg-standby-$n"
+  cp -a "$tmp/ctl-pg" "$tmp/$standby"
+  rm -f "$tmp/$standby/ports.json"
+  start_controller "$standby"
+  until [ "$(role "$standby")" = standby ]; do sleep 0.05; done
+  killed=$(date +%s%N)
+  kill -9 "$active_pid"
+  until [ "$(role "$standby")" = active ]; do :; done
+  now=$(date +%s%N)
+  echo "{\"failover\":$n,\"standby_active_after_ms\":$(( (now - killed) / 1000000 ))}"
+  active_pid=$CTL_PID
+  n=$((n + 1))
 done
