@@ -36,15 +36,7 @@ as_pg "$PG_BIN/postgres" -D "$tmp/pg/data" -c listen_addresses=127.0.0.1 -p "$PG
   >"$tmp/pg/log" 2>&1 &
 pids="$pids $!"
 
-cat >"$tmp/acl" <<ACL
-pattern write rtc_up/+/%c
-pattern read rtc_down/p2p/%c
-pattern read rtc_event/p2p/%c
-pattern write rtc_event/p2p/+
-user mqrtc-controller
-topic read rtc_up/#
-topic write rtc_down/#
-ACL
+cp "$(dirname "$(realpath "$0")")/../packaging/scale-out/mosquitto.acl" "$tmp/acl"
 until as_pg "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; do sleep 0.1; done
 
 # start_controller NAME: `mqrtc controller` on data dir NAME; sets CTL_PID.

@@ -120,7 +120,12 @@ fn serve(args: &ServeArgs) -> ExitCode {
         running.stop().await;
         anyhow::Ok(())
     });
-    // Storage threads may keep a runtime from dropping; exit explicitly.
+    exit(result)
+}
+
+/// Exits with the server's result. Storage threads may keep a runtime from
+/// dropping, so the process exits explicitly.
+fn exit(result: anyhow::Result<()>) -> ! {
     match result {
         Ok(()) => std::process::exit(0),
         Err(e) => {
@@ -144,14 +149,7 @@ fn controller(args: &mqrtc::upstream::cli::ControllerArgs) -> ExitCode {
     let result = server_runtime()
         .map_err(anyhow::Error::from)
         .and_then(|rt| rt.block_on(mqrtc::upstream::run(cfg, shutdown_signal())));
-    match result {
-        Ok(()) => std::process::exit(0),
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("mqrtc: {e:#}");
-            std::process::exit(1)
-        }
-    }
+    exit(result)
 }
 
 /// The appliance's runtime. Tokio's LIFO slot runs the task woken last

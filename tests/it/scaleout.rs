@@ -13,15 +13,7 @@ use crate::common::{python, run, text, Appliance, Mosquitto};
 
 /// What mosquitto can enforce of the appliance's rules: per-client topic
 /// patterns (`docs/scale-out.md`). It cannot check the cloud logins.
-const ACL: &str = "\
-pattern write rtc_up/+/%c
-pattern read rtc_down/p2p/%c
-pattern read rtc_event/p2p/%c
-pattern write rtc_event/p2p/+
-user mqrtc-controller
-topic read rtc_up/#
-topic write rtc_down/#
-";
+const ACL: &str = include_str!("../../packaging/scale-out/mosquitto.acl");
 
 struct Setup {
     mosquitto: Mosquitto,
