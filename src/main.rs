@@ -148,7 +148,13 @@ fn controller(args: &mqrtc::upstream::cli::ControllerArgs) -> ExitCode {
     init_logging(&cfg.log, cfg.log_format);
     let result = server_runtime()
         .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(mqrtc::upstream::run(cfg, shutdown_signal())));
+        .and_then(|rt| {
+            let r = rt.block_on(mqrtc::upstream::run(cfg, shutdown_signal()));
+            // A controller that failed did not stop its tasks: do not wait
+            // for a database call stuck on a lost connection.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            r
+        });
     exit(result)
 }
 

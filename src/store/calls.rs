@@ -89,6 +89,25 @@ impl Batch {
     }
 }
 
+impl OutboxRow {
+    /// The row a batch's downlink became, under `seq`.
+    pub(super) fn stored(
+        seq: i64,
+        (client_id, topic, payload, expires_at): &Downlink,
+    ) -> OutboxRow {
+        OutboxRow {
+            seq,
+            client_id: client_id.clone(),
+            topic: topic.clone(),
+            payload: payload.clone(),
+            expires_at: *expires_at,
+        }
+    }
+}
+
+/// A downlink of a batch: client id, topic, payload, expires at.
+pub(super) type Downlink = (String, String, String, Millis);
+
 pub(super) fn timer_key(kind: &TimerKind) -> String {
     serde_json::to_string(kind).unwrap_or_default()
 }
@@ -214,18 +233,13 @@ impl Store {
                 .execute([seq])?;
         }
         let mut rows = Vec::with_capacity(b.outbox.len());
-        for (client_id, topic, payload, expires_at) in &b.outbox {
+        for d in &b.outbox {
+            let (client_id, topic, payload, expires_at) = d;
             tx.prepare_cached(
                 "INSERT INTO outbox (client_id, topic, payload, expires_at) VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![client_id, topic, payload, expires_at])?;
-            rows.push(OutboxRow {
-                seq: tx.last_insert_rowid(),
-                client_id: client_id.clone(),
-                topic: topic.clone(),
-                payload: payload.clone(),
-                expires_at: *expires_at,
-            });
+            rows.push(OutboxRow::stored(tx.last_insert_rowid(), d));
         }
         tx.commit()?;
         Ok(rows)

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::bridge::ExternalBridge;
 use super::emqx;
-use crate::directory::SharedDirectory;
+use crate::directory::{Directory, SharedDirectory};
 use crate::policy::Rules;
 
 pub(super) struct ControllerState {
@@ -68,48 +68,54 @@ fn bad_request(
     (StatusCode::BAD_REQUEST, Json(body))
 }
 
+/// Answers an EMQX request: 400 if the body does not parse, else 200 with
+/// `decide`'s answer over the current provisioning data.
+fn answer<Q, R: serde::Serialize>(
+    s: &ControllerState,
+    body: Body<Q>,
+    decide: impl FnOnce(&Directory, &Rules, &Q, i64) -> R,
+) -> (StatusCode, Json<serde_json::Value>) {
+    match body {
+        Ok(Json(req)) => {
+            let r = decide(&s.directory.get(), &s.rules, &req, crate::store::unix_now());
+            (StatusCode::OK, Json(json!(r)))
+        }
+        Err(e) => bad_request(e),
+    }
+}
+
 async fn authn(
     State(s): State<Arc<ControllerState>>,
     body: Body<emqx::AuthnRequest>,
 ) -> (StatusCode, Json<serde_json::Value>) {
-    let req = match body {
-        Ok(Json(r)) => r,
-        Err(e) => return bad_request(e),
-    };
-    let r = emqx::authenticate(&s.directory.get(), &s.rules, &req, crate::store::unix_now());
-    if r.result != "allow" {
-        tracing::info!(
-            client_id = req.clientid,
-            reason = r.reason,
-            "EMQX login refused"
-        );
-    }
-    (
-        StatusCode::OK,
-        Json(serde_json::to_value(r).unwrap_or_default()),
-    )
+    answer(&s, body, |dir, rules, req, now| {
+        let r = emqx::authenticate(dir, rules, req, now);
+        if r.result != "allow" {
+            tracing::info!(
+                client_id = req.clientid,
+                reason = r.reason,
+                "EMQX login refused"
+            );
+        }
+        r
+    })
 }
 
 async fn authz(
     State(s): State<Arc<ControllerState>>,
     body: Body<emqx::AuthzRequest>,
 ) -> (StatusCode, Json<serde_json::Value>) {
-    let req = match body {
-        Ok(Json(r)) => r,
-        Err(e) => return bad_request(e),
-    };
-    let r = emqx::authorize(&s.directory.get(), &s.rules, &req, crate::store::unix_now());
-    if r.result != "allow" {
-        tracing::info!(
-            client_id = req.clientid,
-            topic = req.topic,
-            action = req.action,
-            reason = r.reason,
-            "EMQX action refused"
-        );
-    }
-    (
-        StatusCode::OK,
-        Json(serde_json::to_value(r).unwrap_or_default()),
-    )
+    answer(&s, body, |dir, rules, req, now| {
+        let r = emqx::authorize(dir, rules, req, now);
+        if r.result != "allow" {
+            tracing::info!(
+                client_id = req.clientid,
+                topic = req.topic,
+                action = req.action,
+                reason = r.reason,
+                "EMQX action refused"
+            );
+        }
+        r
+    })
 }

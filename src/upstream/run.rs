@@ -36,14 +36,18 @@ pub struct Started {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     http_stop: tokio::sync::watch::Sender<bool>,
     ports_path: PathBuf,
+    /// Why this controller cannot serve (it could not become active, or
+    /// lost the lease); `_failing` keeps the channel open.
+    failed: mpsc::UnboundedReceiver<String>,
+    _failing: mpsc::UnboundedSender<String>,
 }
 
 /// Uplinks waiting for the state machine; past it the bridge stops reading
 /// from the broker, which then holds them.
 const UPLINK_QUEUE: usize = 4096;
 
-/// Starts HTTP and, in the background, becomes the active controller (the
-/// process exits if that fails: it cannot serve without its store).
+/// Starts HTTP and, in the background, becomes the active controller
+/// (`Started::failed` says if that fails or the lease is lost later).
 pub async fn start(cfg: Config) -> anyhow::Result<Started> {
     crate::private::create_dir(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
@@ -91,16 +95,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Started> {
     tracing::info!(http, upstream = cfg.upstream.url, data_dir = %cfg.data_dir.display(), "mqrtc controller listening");
 
     let active = Arc::new(Mutex::new(None));
+    let (failing, failed) = mpsc::unbounded_channel();
     let activation = {
-        let active = active.clone();
+        let (active, failing) = (active.clone(), failing.clone());
         tokio::spawn(async move {
             let mut slot = active.lock().await;
-            match activate(&cfg, store, directory, rtc, rtc_events, &state).await {
+            let deps = (store, directory, rtc, rtc_events);
+            match activate(&cfg, deps, &state, failing.clone()).await {
                 Ok(a) => *slot = Some(a),
                 Err(e) => {
-                    tracing::error!("the controller cannot become active: {e:#}");
-                    eprintln!("mqrtc: {e:#}");
-                    std::process::exit(1);
+                    let _ = failing.send(format!("the controller cannot become active: {e:#}"));
                 }
             }
         })
@@ -111,22 +115,29 @@ pub async fn start(cfg: Config) -> anyhow::Result<Started> {
         tasks: vec![follow, server, activation],
         http_stop,
         ports_path,
+        failed,
+        _failing: failing,
     })
 }
+
+type ActivationDeps = (
+    Arc<Store>,
+    Arc<SharedDirectory>,
+    Arc<MockRtc>,
+    mpsc::UnboundedReceiver<RtcEvent>,
+);
 
 /// Takes the lease (PostgreSQL), connects to the broker and starts the state machine.
 async fn activate(
     cfg: &Config,
-    store: Arc<Store>,
-    directory: Arc<SharedDirectory>,
-    rtc: Arc<MockRtc>,
-    rtc_events: mpsc::UnboundedReceiver<RtcEvent>,
+    (store, directory, rtc, rtc_events): ActivationDeps,
     state: &ControllerState,
+    failing: mpsc::UnboundedSender<String>,
 ) -> anyhow::Result<Active> {
     let durable: Arc<dyn StateStore> = if cfg.upstream.store.is_empty() {
         store.clone()
     } else {
-        Arc::new(take_lease(&cfg.upstream).await?)
+        Arc::new(take_lease(&cfg.upstream, failing).await?)
     };
     let bridge = Arc::new(
         ExternalBridge::start(
@@ -154,8 +165,15 @@ async fn activate(
     };
     let controller = crate::controller::start(app::controller_settings(cfg), deps).await?;
     if cfg.upstream.store.is_empty() {
-        // Webhook events are written with the SQLite state only (docs/scale-out.md).
         crate::webhooks::start(store, app::webhook_settings(cfg));
+    } else if blocking(&store, |s| s.webhooks())
+        .await
+        .is_ok_and(|w| !w.is_empty())
+    {
+        // Webhook events are written with the SQLite state only.
+        tracing::warn!(
+            "webhooks are configured but not delivered by a controller whose state is in PostgreSQL (docs/scale-out.md, Limits)"
+        );
     }
     let _ = state.active.set((bridge.clone(), controller.health()));
     tracing::info!(upstream = cfg.upstream.url, "mqrtc controller active");
@@ -163,8 +181,11 @@ async fn activate(
 }
 
 /// Waits until this process holds the lease, then keeps checking it: a
-/// controller that lost it exits at once (its writes are fenced anyway).
-async fn take_lease(u: &Upstream) -> anyhow::Result<PgStore> {
+/// controller that lost it says so on `failing` (its writes are fenced anyway).
+async fn take_lease(
+    u: &Upstream,
+    failing: mpsc::UnboundedSender<String>,
+) -> anyhow::Result<PgStore> {
     let url = u.store.clone();
     let pg = tokio::task::spawn_blocking(move || PgStore::connect(&url))
         .await?
@@ -189,9 +210,11 @@ async fn take_lease(u: &Upstream) -> anyhow::Result<PgStore> {
     std::thread::spawn(move || loop {
         std::thread::sleep(Duration::from_secs(1));
         if let Err(e) = lease.check() {
-            tracing::error!("lost the controller lease: {e}; exiting");
-            eprintln!("mqrtc: lost the controller lease: {e}");
-            std::process::exit(1);
+            let _ = failing.send(format!("lost the controller lease: {e}"));
+            return;
+        }
+        if failing.is_closed() {
+            return;
         }
     });
     Ok(pg)
@@ -233,10 +256,18 @@ impl Started {
     }
 }
 
-/// Runs the controller until `shutdown` resolves.
+/// Runs the controller until `shutdown` resolves, or until it cannot serve:
+/// then it returns the reason at once, without a graceful stop (a
+/// controller that lost its lease must not write any more).
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let started = start(cfg).await?;
-    shutdown.await;
+    let mut started = start(cfg).await?;
+    tokio::select! {
+        () = shutdown => {}
+        Some(why) = started.failed.recv() => {
+            let _ = std::fs::remove_file(&started.ports_path);
+            anyhow::bail!(why);
+        }
+    }
     tracing::info!("shutting down");
     started.stop().await;
     Ok(())

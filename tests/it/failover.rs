@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mqrtc::calls::{EndReason, Media};
+use mqrtc::calls::Media;
 
 use crate::common::postgres::Postgres;
 use crate::common::{run, text, Appliance};
-use crate::scaleout::{data_dir, device, ended, mosquitto, wait_role};
+use crate::scaleout::{data_dir, device, mosquitto, wait_role, TwoCalls};
 
 /// A device that speaks the protocol by hand (rumqttc), to send the very
 /// same request twice.
@@ -118,31 +118,19 @@ async fn kill9_of_the_active_controller_and_the_standby_takes_over() {
         (a, b)
     });
     let port = mosquitto.port;
-    let (alice, mut alice_ev) = device(port, "GID_demo@@@alice").await;
-    let (bob, mut bob_ev) = device(port, "GID_demo@@@bob").await;
-    let (_carol, _) = device(port, "GID_demo@@@carol").await;
     let (_dave, _dave_ev) = device(port, "GID_demo@@@dave").await;
     let mut erin = RawDevice::connect(port, "GID_demo@@@erin").await;
-
-    let talk = alice
-        .start_call(&["bob"], Media::Audio)
-        .await
-        .expect("call bob");
-    crate::common::sdk::invited(&mut bob_ev, Some(&talk.call.call_id)).await;
-    bob.accept(&talk.call.call_id).await.expect("accept");
+    let mut calls = TwoCalls::talking(port).await;
     erin.start("dave", "dup-1").await;
     let first = erin.answer("dup-1").await;
-    let ring = alice
-        .start_call(&["carol"], Media::Audio)
-        .await
-        .expect("call carol");
+    calls.ringing().await;
 
     let mut a = a;
     let killed = std::time::Instant::now();
     tokio::task::block_in_place(|| a.kill9());
     // A request while no controller is active, and a retry of one answered before.
     let in_flight = {
-        let alice = alice.clone();
+        let alice = calls.alice.clone();
         tokio::spawn(async move { alice.start_call(&["dave"], Media::Audio).await })
     };
     erin.start("dave", "dup-1").await;
@@ -163,12 +151,6 @@ async fn kill9_of_the_active_controller_and_the_standby_takes_over() {
         first,
         "a retry gets the same answer"
     );
-    let reason = ended(&mut alice_ev, &ring.call.call_id).await;
-    assert_eq!(
-        reason,
-        EndReason::NoAnswer,
-        "the ring timer fired on the standby"
-    );
     // Each request applied once: one call from erin, two from alice to dave
     // and carol, one to bob; every one of them in the database B writes.
     let hosts = tokio::task::block_in_place(|| {
@@ -183,18 +165,7 @@ async fn kill9_of_the_active_controller_and_the_standby_takes_over() {
         .collect::<Vec<_>>()
     });
     assert_eq!(hosts, [("alice".to_string(), 3), ("erin".to_string(), 1)]);
-    for (who, c) in [("alice", &alice), ("bob", &bob)] {
-        let calls = c.sync().await.expect("sync").calls;
-        assert!(
-            calls.iter().any(|c| c.call_id == talk.call.call_id),
-            "{who} is still in the call"
-        );
-    }
-    bob.hangup(&talk.call.call_id).await.expect("hang up");
-    assert_eq!(
-        ended(&mut alice_ev, &talk.call.call_id).await,
-        EndReason::Hangup
-    );
+    calls.survived(|| b.log()).await;
     drop(b);
 }
 
@@ -229,4 +200,38 @@ fn a_controller_that_lost_the_lease_cannot_write() {
         .load_controller(0)
         .expect("load");
     assert_eq!(loaded.devices.len(), 1, "what the holder wrote is there");
+}
+
+/// A controller whose database cannot be reached says so and exits 1 (it
+/// has served HTTP meanwhile, as a standby).
+#[test]
+fn a_controller_without_its_database_exits_with_the_reason() {
+    let nowhere = format!(
+        "postgres://mqrtc@127.0.0.1:{}/mqrtc",
+        crate::common::free_port()
+    );
+    let (dir, cfg) = data_dir("mqtt://127.0.0.1:1", &nowhere);
+    let d = dir.path().to_str().expect("utf-8 path");
+    let o = run(
+        env!("CARGO_BIN_EXE_mqrtc"),
+        &[
+            "controller",
+            "--data-dir",
+            d,
+            "--config",
+            &cfg,
+            "--http-port",
+            "0",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("cannot become active") && out.contains("PostgreSQL"),
+        "{out}"
+    );
+    assert!(
+        !dir.path().join("ports.json").exists(),
+        "ports.json removed"
+    );
 }

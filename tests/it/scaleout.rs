@@ -168,50 +168,87 @@ pub(crate) async fn ended(ev: &mut Events, call: &str) -> EndReason {
     .expect("call.ended")
 }
 
+/// Alice in a call with Bob, and then ringing Carol (who never answers):
+/// what a controller's death must not disturb.
+pub(crate) struct TwoCalls {
+    pub alice: Client,
+    alice_ev: Events,
+    bob: Client,
+    _bob_ev: Events,
+    _carol: (Client, Events),
+    talk: String,
+    ring: Option<String>,
+}
+
+impl TwoCalls {
+    /// Connects the three and sets up the call between Alice and Bob.
+    pub(crate) async fn talking(port: u16) -> TwoCalls {
+        let (alice, alice_ev) = device(port, "GID_demo@@@alice").await;
+        let (bob, mut bob_ev) = device(port, "GID_demo@@@bob").await;
+        let carol = device(port, "GID_demo@@@carol").await;
+        let talk = alice
+            .start_call(&["bob"], Media::Audio)
+            .await
+            .expect("call bob")
+            .call
+            .call_id;
+        crate::common::sdk::invited(&mut bob_ev, Some(&talk)).await;
+        bob.accept(&talk).await.expect("accept");
+        TwoCalls {
+            alice,
+            alice_ev,
+            bob,
+            _bob_ev: bob_ev,
+            _carol: carol,
+            talk,
+            ring: None,
+        }
+    }
+
+    /// Alice rings Carol (invitations ring 2 s in these tests).
+    pub(crate) async fn ringing(&mut self) {
+        let ring = self.alice.start_call(&["carol"], Media::Audio).await;
+        self.ring = Some(ring.expect("call carol").call.call_id);
+    }
+
+    /// After the controller's death: the ring timeout fired, the call is
+    /// up once on both sides, and hanging it up ends it.
+    pub(crate) async fn survived(mut self, log: impl Fn() -> String) {
+        let ring = self.ring.clone().expect("ringing() was called");
+        let reason = ended(&mut self.alice_ev, &ring).await;
+        assert_eq!(
+            reason,
+            EndReason::NoAnswer,
+            "the ring timer fired; log:\n{}",
+            log()
+        );
+        for (who, c) in [("alice", &self.alice), ("bob", &self.bob)] {
+            let calls = c.sync().await.expect("sync").calls;
+            let ids: Vec<&str> = calls.iter().map(|c| c.call_id.as_str()).collect();
+            let talk = ids.iter().filter(|id| **id == self.talk).count();
+            assert_eq!(talk, 1, "{who} is in the call once: {ids:?}");
+            assert!(
+                !ids.contains(&ring.as_str()),
+                "{who}: the ringing call ended"
+            );
+        }
+        self.bob.hangup(&self.talk).await.expect("hang up");
+        let reason = ended(&mut self.alice_ev, &self.talk).await;
+        assert_eq!(reason, EndReason::Hangup);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kill9_of_the_controller_while_ringing_and_in_a_call() {
     let s = setup(false);
-    let port = s.mosquitto.port;
-    let (alice, mut alice_ev) = device(port, "GID_demo@@@alice").await;
-    let (bob, mut bob_ev) = device(port, "GID_demo@@@bob").await;
-    let (_carol, _) = device(port, "GID_demo@@@carol").await;
-
-    // A call in progress survives the controller's death.
-    let talk = alice
-        .start_call(&["bob"], Media::Audio)
-        .await
-        .expect("call bob");
-    crate::common::sdk::invited(&mut bob_ev, Some(&talk.call.call_id)).await;
-    bob.accept(&talk.call.call_id).await.expect("accept");
-    // Ringing: carol never answers.
-    let ring = alice
-        .start_call(&["carol"], Media::Audio)
-        .await
-        .expect("call carol");
-
+    let mut calls = TwoCalls::talking(s.mosquitto.port).await;
+    calls.ringing().await;
     let controller = tokio::task::spawn_blocking(move || s.controller.kill9_and_restart())
         .await
         .expect("restart");
-    // The ring timeout (2 s) still fires, from the stored timer.
-    let reason = ended(&mut alice_ev, &ring.call.call_id).await;
-    assert_eq!(reason, EndReason::NoAnswer, "log:\n{}", controller.log());
-    // The answered call is still up on both sides, and can be hung up.
-    let a = alice.sync().await.expect("sync");
-    let b = bob.sync().await.expect("sync");
-    for (who, view) in [("alice", &a), ("bob", &b)] {
-        let ids: Vec<&str> = view.calls.iter().map(|c| c.call_id.as_str()).collect();
-        assert_eq!(
-            ids,
-            [talk.call.call_id.as_str()],
-            "{who}'s calls after the restart"
-        );
-    }
-    // Requests answered before the kill are not applied again: one call each.
-    bob.hangup(&talk.call.call_id).await.expect("hang up");
-    assert_eq!(
-        ended(&mut alice_ev, &talk.call.call_id).await,
-        EndReason::Hangup
-    );
+    // The ring timeout (2 s) still fires, from the stored timer; requests
+    // answered before the kill are not applied again.
+    calls.survived(|| controller.log()).await;
     // SIGTERM while the broker is gone still ends the process cleanly.
     drop(s.mosquitto);
     let mut controller = controller;

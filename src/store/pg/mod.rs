@@ -325,15 +325,11 @@ impl super::StateStore for PgStore {
                 .map(|r| r.get(0))
                 .collect();
             seqs.sort_unstable();
-            for ((client_id, topic, payload, expires_at), seq) in o.iter().zip(seqs) {
-                rows.push(OutboxRow {
-                    seq,
-                    client_id: client_id.clone(),
-                    topic: topic.clone(),
-                    payload: payload.clone(),
-                    expires_at: *expires_at,
-                });
-            }
+            rows.extend(
+                seqs.into_iter()
+                    .zip(o)
+                    .map(|(seq, d)| OutboxRow::stored(seq, d)),
+            );
         }
         tx.commit()?;
         Ok(rows)
