@@ -28,6 +28,7 @@ mod scaleout;
 mod sdk;
 mod security;
 mod standard;
+mod state_store;
 mod transports;
 mod upgrade;
 mod webhooks;
