@@ -30,7 +30,7 @@ sections = {"": "Config", "ports": "Ports", "tls": "Tls", "limits": "Limits",
 optional = {  # keys that are unset by default: shown as prose, not as a value
     "": [("acl_file", '"/etc/mqrtc/acl"')],
     "tls": [("cert", '"/etc/mqrtc/server.crt"'), ("key", '"/etc/mqrtc/server.key"')],
-    "upstream": [("password_file", '"/etc/mqrtc/upstream.password"'), ("ca_file", '"/etc/mqrtc/upstream-ca.pem"')],
+    "upstream": [("password_file", '"/etc/mqrtc/upstream.password"'), ("ca_file", '"/etc/mqrtc/upstream-ca.pem"'), ("store_ca_file", '"/etc/mqrtc/db-ca.pem"')],
 }
 out = subprocess.run([sys.argv[1], "print-config"], check=True, capture_output=True, text=True).stdout
 print("""# mqrtc configuration (/etc/mqrtc/mqrtc.toml).

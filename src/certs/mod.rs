@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{Issuer, KeyPair};
 
+mod client;
 pub mod issue;
 pub mod reload;
+
+pub use client::client_config;
 
 use crate::config::Tls;
 

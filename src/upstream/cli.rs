@@ -28,6 +28,10 @@ pub struct ControllerArgs {
     /// default: the SQLite database in the data dir).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// CA certificate to trust for PostgreSQL with `sslmode=require`
+    /// (`upstream.store_ca_file`).
+    #[arg(long, value_name = "FILE")]
+    pub store_ca_file: Option<PathBuf>,
     /// Where device presence comes from (`upstream.presence`).
     #[arg(long, value_enum)]
     pub presence: Option<Presence>,
@@ -52,6 +56,7 @@ impl ControllerArgs {
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
         put("password_file", path(&self.upstream_password_file));
         put("ca_file", path(&self.upstream_ca_file));
+        put("store_ca_file", path(&self.store_ca_file));
         if let Some(p) = self.presence.and_then(|p| toml::Value::try_from(p).ok()) {
             up.insert("presence".into(), p);
         }

@@ -12,8 +12,13 @@ pub struct Upstream {
     pub url: String,
     /// Where the controller's state lives: empty for the SQLite database in
     /// the data dir (one controller), or a `postgres://` URL: then every
-    /// controller started on it stands by until it holds the lease.
+    /// controller started on it stands by until it holds the lease. With
+    /// `?sslmode=require` the connection uses TLS and verifies the
+    /// server's certificate and name; otherwise it is plain.
     pub store: String,
+    /// CA certificate (PEM) trusted for PostgreSQL's TLS (unset: the
+    /// system's roots).
+    pub store_ca_file: Option<PathBuf>,
     /// How often a standby asks PostgreSQL for the lease, in milliseconds.
     pub lease_poll_ms: u64,
     /// Username the controller logs in with (empty: none).
@@ -54,6 +59,7 @@ impl Default for Upstream {
         Upstream {
             url: "mqtt://127.0.0.1:1883".into(),
             store: String::new(),
+            store_ca_file: None,
             lease_poll_ms: 500,
             username: String::new(),
             password_file: None,
@@ -62,6 +68,16 @@ impl Default for Upstream {
             share_group: "mqrtc".into(),
             session_expiry_secs: 86_400,
             presence: Presence::Requests,
+        }
+    }
+}
+
+impl Upstream {
+    /// The PostgreSQL database of `store`.
+    pub fn database(&self) -> crate::store::pg::Database {
+        crate::store::pg::Database {
+            url: self.store.clone(),
+            ca_file: self.store_ca_file.clone(),
         }
     }
 }

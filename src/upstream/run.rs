@@ -186,22 +186,19 @@ async fn take_lease(
     u: &Upstream,
     failing: mpsc::UnboundedSender<String>,
 ) -> anyhow::Result<PgStore> {
-    let url = u.store.clone();
-    let pg = tokio::task::spawn_blocking(move || PgStore::connect(&url))
+    let db = u.database();
+    let pg = tokio::task::spawn_blocking(move || PgStore::connect(&db))
         .await?
         .context("while connecting to PostgreSQL")?;
     tracing::info!("standing by until this controller holds the lease");
-    let (url, poll) = (
-        u.store.clone(),
-        Duration::from_millis(u.lease_poll_ms.max(10)),
-    );
+    let (db, poll) = (u.database(), Duration::from_millis(u.lease_poll_ms.max(10)));
     let holder = format!(
         "{}:{}",
         hostname::get().unwrap_or_default().to_string_lossy(),
         std::process::id()
     );
     let mut lease = tokio::task::spawn_blocking(move || {
-        Lease::acquire(&url, &holder, poll, crate::controller::now_ms)
+        Lease::acquire(&db, &holder, poll, crate::controller::now_ms)
     })
     .await?
     .context("while waiting for the controller lease")?;
@@ -284,7 +281,7 @@ fn connection(u: &Upstream) -> anyhow::Result<Connection> {
     };
     let (tls, _, _) = super::config::parse_url(&u.url).map_err(anyhow::Error::msg)?;
     let tls = if tls {
-        Some(tls_config(u.ca_file.as_deref())?)
+        Some(crate::certs::client_config(u.ca_file.as_deref()).map_err(anyhow::Error::msg)?)
     } else {
         None
     };
@@ -293,38 +290,4 @@ fn connection(u: &Upstream) -> anyhow::Result<Connection> {
         password,
         tls,
     })
-}
-
-/// TLS client settings: the CA in `ca_file`, or the system's roots.
-fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(f) => {
-            let pem = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-            for cert in rustls_pemfile_certs(&pem)? {
-                roots.add(cert)?;
-            }
-        }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    ))
-}
-
-fn rustls_pemfile_certs(
-    pem: &[u8],
-) -> anyhow::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
-    use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .context("reading the CA certificate")
 }

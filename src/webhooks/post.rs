@@ -12,17 +12,7 @@ use tokio::net::TcpStream;
 
 fn tls() -> Result<tokio_rustls::TlsConnector, String> {
     static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-            .map_err(|e| e.to_string())
-    });
+    let config = CONFIG.get_or_init(|| crate::certs::client_config(None));
     config.clone().map(tokio_rustls::TlsConnector::from)
 }
 

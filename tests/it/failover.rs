@@ -173,11 +173,17 @@ async fn kill9_of_the_active_controller_and_the_standby_takes_over() {
 /// writes are refused, whatever it still believes.
 #[test]
 fn a_controller_that_lost_the_lease_cannot_write() {
-    use mqrtc::store::pg::{lease::Lease, PgStore};
+    use mqrtc::store::pg::{lease::Lease, Database, PgStore};
     use mqrtc::store::{Batch, StateStore, StoreError};
     let pg = Postgres::start();
-    let old = PgStore::connect(&pg.url).expect("connect");
-    let lease = Lease::acquire(&pg.url, "old", Duration::from_millis(10), || 0).expect("lease");
+    let old = PgStore::connect(&Database::new(&pg.url)).expect("connect");
+    let lease = Lease::acquire(
+        &Database::new(&pg.url),
+        "old",
+        Duration::from_millis(10),
+        || 0,
+    )
+    .expect("lease");
     old.fence(lease.epoch);
     let mut batch = Batch::default();
     let dev = mqrtc::calls::Device {
@@ -188,14 +194,20 @@ fn a_controller_that_lost_the_lease_cannot_write() {
     batch.devices.push((dev, 1));
     old.apply_batch(&batch).expect("the holder writes");
     drop(lease); // its connection ends: PostgreSQL releases the lock
-    let mut new = Lease::acquire(&pg.url, "new", Duration::from_millis(10), || 0).expect("lease");
+    let mut new = Lease::acquire(
+        &Database::new(&pg.url),
+        "new",
+        Duration::from_millis(10),
+        || 0,
+    )
+    .expect("lease");
     assert_eq!(new.epoch, 2);
     new.check().expect("the new holder holds it");
     match old.apply_batch(&batch) {
         Err(StoreError::Fenced(why)) => assert!(why.contains("epoch 2"), "{why}"),
         other => panic!("the old controller wrote: {other:?}"),
     }
-    let loaded = PgStore::connect(&pg.url)
+    let loaded = PgStore::connect(&Database::new(&pg.url))
         .expect("connect")
         .load_controller(0)
         .expect("load");

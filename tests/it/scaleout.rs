@@ -348,7 +348,7 @@ fn emqx_http_auth_and_acl_from_the_provisioning_data() {
 
 /// A CA and a certificate for 127.0.0.1 signed by it, made with openssl in
 /// `dir`: the paths of ca.pem, server.pem and server.key.
-fn certificates(dir: &std::path::Path) -> [String; 3] {
+pub(crate) fn certificates(dir: &std::path::Path) -> [String; 3] {
     const SCRIPT: &str = "set -e
 EC='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'
 openssl req -x509 $EC -keyout ca.key -out ca.pem -days 2 -subj '/CN=scale-out test CA'

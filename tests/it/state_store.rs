@@ -7,7 +7,7 @@ use mqrtc::calls::{
     CallError, CallState, Command, Device, Engine, Input, Kind, Media, ReplyBody, Rules, Timer,
     TimerKind,
 };
-use mqrtc::store::pg::PgStore;
+use mqrtc::store::pg::{Database, PgStore};
 use mqrtc::store::{Batch, StateStore, Store, TimelineEntry};
 
 use crate::common::postgres::Postgres;
@@ -243,5 +243,36 @@ fn sqlite() {
 #[test]
 fn postgres() {
     let pg = Postgres::start();
-    check(&PgStore::connect(&pg.url).expect("PostgreSQL"));
+    check(&PgStore::connect(&Database::new(&pg.url)).expect("PostgreSQL"));
+}
+
+/// `sslmode=require`: the same checks over TLS, the server's certificate
+/// verified against the CA given; a server the CA did not sign is refused.
+#[test]
+fn postgres_over_tls() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let [ca, cert, key] = crate::scaleout::certificates(certs.path());
+    let pg = Postgres::start_tls(cert.as_ref(), key.as_ref());
+    let db = Database {
+        url: format!("{}?sslmode=require", pg.url),
+        ca_file: Some(ca.into()),
+    };
+    let store = PgStore::connect(&db).expect("PostgreSQL over TLS");
+    check(&store);
+    let mut plain = postgres::Client::connect(&pg.url, postgres::NoTls).expect("connect");
+    let tls: i64 = plain
+        .query_one("SELECT count(*) FROM pg_stat_ssl WHERE ssl", &[])
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert_eq!(tls, 1, "the store's connection is the one TLS connection");
+
+    let untrusted = Database {
+        ca_file: None,
+        ..db
+    };
+    let err = PgStore::connect(&untrusted)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("certificate"), "{err}");
 }

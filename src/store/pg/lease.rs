@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use postgres::{Client, NoTls};
+use postgres::Client;
 
-use super::LEASE_LOCK;
+use super::{Database, LEASE_LOCK};
 use crate::store::StoreError;
 
 /// The lease, held while this value (and its connection) lives.
@@ -22,12 +22,12 @@ impl Lease {
     /// Waits (polling every `poll`) until this process holds the lease,
     /// then takes it over as `holder` at `now_ms`.
     pub fn acquire(
-        url: &str,
+        db: &Database,
         holder: &str,
         poll: Duration,
         now_ms: impl Fn() -> i64,
     ) -> Result<Lease, StoreError> {
-        let mut client = Client::connect(url, NoTls)?;
+        let mut client = db.connect()?;
         loop {
             let got: bool = client
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&LEASE_LOCK])?

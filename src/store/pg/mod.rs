@@ -6,8 +6,11 @@
 //! took over with.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::path::PathBuf;
+
+use postgres::config::SslMode;
 use postgres::{Client, NoTls, Statement};
 
 use super::calls::{corrupt, timer_key};
@@ -25,8 +28,16 @@ const MIGRATE_LOCK: i64 = 0x6d71_7274_6301;
 pub const LEASE_LOCK: i64 = 0x6d71_7274_6302;
 
 impl From<postgres::Error> for StoreError {
+    /// The error and its causes ("error performing TLS handshake" alone
+    /// does not say that the certificate is not trusted).
     fn from(e: postgres::Error) -> StoreError {
-        StoreError::Postgres(e.to_string())
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            text = format!("{text}: {c}");
+            cause = c.source();
+        }
+        StoreError::Postgres(text)
     }
 }
 
@@ -45,6 +56,40 @@ struct Statements {
     outbox: Statement,
 }
 
+/// Where the database is, and whom to trust for TLS.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// `postgres://user@host:port/db?sslmode=require`, or key=value pairs.
+    pub url: String,
+    /// CA certificates (PEM) for the server's certificate; the system's
+    /// roots when there is none.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Database {
+    /// The database at `url`, with the system's roots for TLS.
+    pub fn new(url: &str) -> Database {
+        Database {
+            url: url.to_string(),
+            ca_file: None,
+        }
+    }
+
+    /// A new connection. `sslmode=require` means TLS with the server's
+    /// certificate and name verified (libpq's `verify-full`); otherwise the
+    /// connection is plain (as `disable`: mqrtc never falls back silently).
+    pub fn connect(&self) -> Result<Client, StoreError> {
+        let config: postgres::Config = self.url.parse()?;
+        if config.get_ssl_mode() != SslMode::Require {
+            return Ok(config.connect(NoTls)?);
+        }
+        let tls =
+            crate::certs::client_config(self.ca_file.as_deref()).map_err(StoreError::Postgres)?;
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(Arc::unwrap_or_clone(tls));
+        Ok(config.connect(tls)?)
+    }
+}
+
 /// A connection to the database, with its statements prepared.
 pub struct PgStore {
     conn: Mutex<(Client, Statements)>,
@@ -53,9 +98,9 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects to `url` and brings the schema up to date.
-    pub fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let mut client = Client::connect(url, NoTls)?;
+    /// Connects to `db` and brings the schema up to date.
+    pub fn connect(db: &Database) -> Result<PgStore, StoreError> {
+        let mut client = db.connect()?;
         migrate(&mut client)?;
         let s = Statements {
             epoch: client.prepare("SELECT epoch FROM controller_lease WHERE id = 1 FOR SHARE")?,

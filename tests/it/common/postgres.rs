@@ -1,8 +1,8 @@
 //! A PostgreSQL server from Debian's packages, in a temp dir, on a free
 //! port, as an unprivileged user (PostgreSQL refuses to run as root).
 
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ pub struct Postgres {
     pub url: String,
     child: Child,
     _dir: tempfile::TempDir,
+    _tls: Option<tempfile::TempDir>,
 }
 
 fn bin_dir() -> PathBuf {
@@ -53,6 +54,28 @@ fn command(program: PathBuf) -> Command {
 impl Postgres {
     /// initdb and start; returns once it accepts connections.
     pub fn start() -> Postgres {
+        Self::start_with(&[])
+    }
+
+    /// The same with TLS on: `files` is the server's certificate and key
+    /// (PEM), copied where the server may read them.
+    pub fn start_tls(cert: &Path, key: &Path) -> Postgres {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = vec!["ssl=on".to_string()];
+        for (name, from) in [("cert", cert), ("key", key)] {
+            let to = dir.path().join(format!("server.{name}"));
+            std::fs::copy(from, &to).expect("copy");
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+            let _ = std::os::unix::fs::chown(&to, Some(NOBODY), Some(NOBODY));
+            settings.push(format!("ssl_{name}_file={}", to.display()));
+        }
+        let _ = std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY));
+        let mut pg = Self::start_with(&settings);
+        pg._tls = Some(dir);
+        pg
+    }
+
+    fn start_with(settings: &[String]) -> Postgres {
         let bin = bin_dir();
         let dir = tempfile::tempdir().expect("tempdir");
         let _ = std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY));
@@ -69,6 +92,7 @@ impl Postgres {
             .arg("-D")
             .arg(&data)
             .args(["-c", "listen_addresses=127.0.0.1", "-p", &port.to_string()])
+            .args(settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .arg("-k")
             .arg(dir.path())
             .stdout(Stdio::null())
@@ -91,6 +115,7 @@ impl Postgres {
             url,
             child,
             _dir: dir,
+            _tls: None,
         }
     }
 }
