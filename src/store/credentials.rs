@@ -3,9 +3,9 @@
 use base64::Engine;
 use rand::distr::{Alphanumeric, SampleString};
 use rand::RngCore;
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use super::db::args;
 use super::provision::{conflict, expect_one, random_id};
 use super::{token_hash, unix_now, Store, StoreError};
 use crate::directory::TokenKind;
@@ -77,14 +77,9 @@ impl Store {
     ) -> Result<NewDeviceCredential, StoreError> {
         let parts = crate::policy::parse_client_id(client_id, 64)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let owner: Option<String> = self
-            .conn()
-            .query_row(
-                "SELECT instance_id FROM groups WHERE id = ?1",
-                params![parts.group],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let sql = "SELECT instance_id FROM groups WHERE id = ?1";
+        let owner: Option<String> =
+            self.sql(|db| db.query_row(sql, args![parts.group], |r| r.get(0)))?;
         if owner.as_deref() != Some(instance) {
             return Err(StoreError::NotFound(format!(
                 "Group ID {} is not provisioned in instance {instance}",
@@ -97,39 +92,35 @@ impl Store {
             client_id: client_id.to_string(),
             instance: instance.to_string(),
         };
-        self.conn()
-            .execute(
-                "INSERT INTO device_credentials (id, instance_id, client_id, secret_enc, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![cred.id, instance, client_id, self.key().seal(&cred.secret), unix_now()],
-            )
+        let sealed = self.key().seal(&cred.secret);
+        let sql =
+            "INSERT INTO device_credentials (id, instance_id, client_id, secret_enc, created_at)
+                   VALUES (?1, ?2, ?3, ?4, ?5)";
+        self.sql(|db| db.execute(sql, args![cred.id, instance, client_id, sealed, unix_now()]))
             .map_err(conflict(format!("instance {instance} does not exist")))?;
         Ok(cred)
     }
 
     /// Lists device credentials (of one instance, or all).
     pub fn list_devices(&self, instance: Option<&str>) -> Result<Vec<DeviceRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT id, instance_id, client_id, created_at FROM device_credentials
-             WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY client_id, id",
-        )?;
-        let rows = st.query_map([instance], |r| {
-            Ok(DeviceRow {
-                id: r.get(0)?,
-                instance: r.get(1)?,
-                client_id: r.get(2)?,
-                created_at: r.get(3)?,
+        let sql = "SELECT id, instance_id, client_id, created_at FROM device_credentials
+                   WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY client_id, id";
+        self.sql(|db| {
+            db.query_map(sql, args![instance], |r| {
+                Ok(DeviceRow {
+                    id: r.get(0)?,
+                    instance: r.get(1)?,
+                    client_id: r.get(2)?,
+                    created_at: r.get(3)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     /// Deletes a device credential (its client, if connected with it, is disconnected).
     pub fn delete_device(&self, id: &str) -> Result<(), StoreError> {
-        let n = self
-            .conn()
-            .execute("DELETE FROM device_credentials WHERE id = ?1", params![id])?;
+        let sql = "DELETE FROM device_credentials WHERE id = ?1";
+        let n = self.sql(|db| db.execute(sql, args![id]))?;
         expect_one(n, format!("no DeviceAccessKeyId {id}"))
     }
 
@@ -168,62 +159,46 @@ impl Store {
             expires_at: now + ttl_secs,
             instance: instance.to_string(),
         };
-        self.conn()
-            .execute(
-                "INSERT INTO tokens (id, token_hash, instance_id, kind, resources, expires_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    new.id,
-                    token_hash(&new.token),
-                    instance,
-                    kind.as_str(),
-                    resources.join(","),
-                    new.expires_at,
-                    unix_now()
-                ],
-            )
+        let sql = "INSERT INTO tokens (id, token_hash, instance_id, kind, resources, expires_at, created_at)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+        let (hash, joined) = (token_hash(&new.token), resources.join(","));
+        let (kind_s, now_s) = (kind.as_str(), unix_now());
+        let a = args![
+            new.id,
+            hash,
+            instance,
+            kind_s,
+            joined,
+            new.expires_at,
+            now_s
+        ];
+        self.sql(|db| db.execute(sql, a))
             .map_err(conflict(format!("instance {instance} does not exist")))?;
         Ok(new)
     }
 
     /// Lists tokens (of one instance, or all).
     pub fn list_tokens(&self, instance: Option<&str>) -> Result<Vec<TokenRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT id, instance_id, kind, resources, expires_at FROM tokens
-             WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY expires_at, id",
-        )?;
-        let rows = st.query_map([instance], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get(4)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, instance, kind, resources, expires_at) = row?;
-            let kind = TokenKind::parse(&kind)
-                .ok_or_else(|| StoreError::Corrupt(format!("token type {kind}")))?;
-            let resources = resources.split(',').map(str::to_string).collect();
-            out.push(TokenRow {
-                id,
-                instance,
-                kind,
-                resources,
-                expires_at,
-            });
-        }
-        Ok(out)
+        let sql = "SELECT id, instance_id, kind, resources, expires_at FROM tokens
+                   WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY expires_at, id";
+        self.sql(|db| {
+            db.query_map(sql, args![instance], |r| {
+                let (kind, resources): (String, String) = (r.get(2)?, r.get(3)?);
+                Ok(TokenRow {
+                    id: r.get(0)?,
+                    instance: r.get(1)?,
+                    kind: TokenKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("token type {kind}")))?,
+                    resources: resources.split(',').map(str::to_string).collect(),
+                    expires_at: r.get(4)?,
+                })
+            })
+        })
     }
 
     /// Revokes a token (its clients get `$SYS/tokenInvalidNotice` and are disconnected).
     pub fn delete_token(&self, id: &str) -> Result<(), StoreError> {
-        let n = self
-            .conn()
-            .execute("DELETE FROM tokens WHERE id = ?1", params![id])?;
+        let n = self.sql(|db| db.execute("DELETE FROM tokens WHERE id = ?1", args![id]))?;
         expect_one(n, format!("no token {id}"))
     }
 }

@@ -14,6 +14,7 @@ mod admins;
 mod calls;
 mod console;
 mod credentials;
+pub(crate) mod db;
 mod load;
 mod provision;
 mod secrets;
@@ -50,7 +51,7 @@ const MIGRATIONS: &[&str] = &[
 pub enum StoreError {
     /// SQLite said no.
     #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// The database was written by a newer mqrtc.
     #[error("database schema version {found} is newer than this mqrtc knows ({known}); refusing to downgrade")]
     Downgrade {
@@ -68,6 +69,9 @@ pub enum StoreError {
     /// A value in the database does not parse.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A constraint of the schema was violated (unique, foreign key, check).
+    #[error("constraint: {0}")]
+    Constraint(String),
     /// A name that must be new is already taken, or one that must exist is not.
     #[error("{0}")]
     Conflict(String),
@@ -83,6 +87,15 @@ pub enum StoreError {
     /// The master key is readable by other users.
     #[error(transparent)]
     Insecure(#[from] crate::private::InsecureKey),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Constraint(e.to_string()),
+            _ => StoreError::Sqlite(e),
+        }
+    }
 }
 
 /// The appliance's SQLite database.
@@ -140,6 +153,26 @@ impl Store {
             .pragma_query_value(None, "data_version", |r| r.get(0))?)
     }
 
+    /// Runs `f` on the connection (each statement commits on its own).
+    pub(crate) fn sql<T>(
+        &self,
+        f: impl FnOnce(&mut dyn db::Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(&mut *self.conn())
+    }
+
+    /// Runs `f` in a transaction, committed if it returns `Ok`.
+    pub(crate) fn tx<T>(
+        &self,
+        f: impl FnOnce(&mut dyn db::Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let mut tx = conn.transaction()?;
+        let out = f(&mut tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
     /// The connection, for one blocking unit of work.
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite itself consistent
@@ -156,13 +189,8 @@ impl Store {
 
     /// Whether an instance with this id exists.
     pub fn instance_exists(&self, id: &str) -> Result<bool, StoreError> {
-        let found: Option<i64> = self
-            .conn()
-            .query_row("SELECT 1 FROM instances WHERE id = ?1", params![id], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        Ok(found.is_some())
+        let sql = "SELECT 1 FROM instances WHERE id = ?1";
+        Ok(!self.sql(|db| db.rows(sql, db::args![id]))?.is_empty())
     }
 
     /// Writes everything SQLite holds in its WAL into the main file (on shutdown).

@@ -2,9 +2,9 @@
 //! topics: create, list, delete; and the demo tenant.
 
 use rand::distr::{Alphanumeric, SampleString};
-use rusqlite::{params, ErrorCode, OptionalExtension};
 use serde::Serialize;
 
+use super::db::args;
 use super::{unix_now, Store, StoreError};
 use crate::directory::{P2pScope, TopicRole};
 
@@ -87,10 +87,10 @@ pub struct TopicRow {
     pub role: TopicRole,
 }
 
-pub(super) fn conflict(what: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    move |e| match e.sqlite_error_code() {
-        Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(what),
-        _ => StoreError::Sqlite(e),
+pub(super) fn conflict(what: String) -> impl FnOnce(StoreError) -> StoreError {
+    move |e| match e {
+        StoreError::Constraint(_) => StoreError::Conflict(what),
+        e => e,
     }
 }
 
@@ -119,44 +119,35 @@ impl Store {
                 "instance id {id:?} may not be empty or hold '|' or spaces"
             )));
         }
-        self.conn()
-            .execute(
-                "INSERT INTO instances (id, name, created_at) VALUES (?1, ?2, ?3)",
-                params![id, name, unix_now()],
-            )
+        let sql = "INSERT INTO instances (id, name, created_at) VALUES (?1, ?2, ?3)";
+        self.sql(|db| db.execute(sql, args![id, name, unix_now()]))
             .map_err(conflict(format!("instance {id} already exists")))?;
         Ok(())
     }
 
     /// Lists instances with their AccessKeyIds.
     pub fn list_instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare("SELECT id, name, created_at FROM instances ORDER BY id")?;
-        let mut rows: Vec<InstanceRow> = st
-            .query_map([], |r| {
+        self.tx(|db| {
+            let sql = "SELECT id, name, created_at FROM instances ORDER BY id";
+            let mut rows = db.query_map(sql, args![], |r| {
                 Ok(InstanceRow {
                     id: r.get(0)?,
                     name: r.get(1)?,
                     access_keys: vec![],
                     created_at: r.get(2)?,
                 })
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut st = conn
-            .prepare("SELECT id FROM access_keys WHERE instance_id = ?1 ORDER BY created_at, id")?;
-        for row in &mut rows {
-            row.access_keys = st
-                .query_map([&row.id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-        }
-        Ok(rows)
+            })?;
+            let sql = "SELECT id FROM access_keys WHERE instance_id = ?1 ORDER BY created_at, id";
+            for row in &mut rows {
+                row.access_keys = db.query_map(sql, args![row.id], |r| r.get(0))?;
+            }
+            Ok(rows)
+        })
     }
 
     /// Deletes an instance and everything it owns.
     pub fn delete_instance(&self, id: &str) -> Result<(), StoreError> {
-        let n = self
-            .conn()
-            .execute("DELETE FROM instances WHERE id = ?1", params![id])?;
+        let n = self.sql(|db| db.execute("DELETE FROM instances WHERE id = ?1", args![id]))?;
         expect_one(n, format!("no instance {id}"))
     }
 
@@ -164,11 +155,8 @@ impl Store {
     pub fn create_group(&self, instance: &str, group: &str) -> Result<(), StoreError> {
         crate::policy::parse_client_id(&format!("{group}@@@x"), usize::MAX)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        self.conn()
-            .execute(
-                "INSERT INTO groups (id, instance_id, created_at) VALUES (?1, ?2, ?3)",
-                params![group, instance, unix_now()],
-            )
+        let sql = "INSERT INTO groups (id, instance_id, created_at) VALUES (?1, ?2, ?3)";
+        self.sql(|db| db.execute(sql, args![group, instance, unix_now()]))
             .map_err(conflict(format!(
                 "Group ID {group} already exists or instance {instance} does not"
             )))?;
@@ -177,52 +165,42 @@ impl Store {
 
     /// Lists Group IDs (of one instance, or all) with their permissions.
     pub fn list_groups(&self, instance: Option<&str>) -> Result<Vec<GroupRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT id, instance_id, p2p_scope FROM groups WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY id",
-        )?;
-        let base: Vec<(String, String, String)> = st
-            .query_map([instance], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?;
-        let mut st = conn.prepare(
-            "SELECT topic, publish, subscribe FROM grants WHERE group_id = ?1 ORDER BY topic",
-        )?;
-        let mut out = Vec::new();
-        for (id, instance, scope) in base {
-            let grants = st
-                .query_map([&id], |r| {
+        self.tx(|db| {
+            let sql = "SELECT id, instance_id, p2p_scope FROM groups WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY id";
+            let base = db.rows(sql, args![instance])?;
+            let sql = "SELECT topic, publish, subscribe FROM grants WHERE group_id = ?1 ORDER BY topic";
+            let mut out = Vec::new();
+            for r in base {
+                let id: String = r.get(0)?;
+                let grants = db.query_map(sql, args![id], |r| {
                     Ok(GrantRow {
                         topic: r.get(0)?,
                         publish: r.get(1)?,
                         subscribe: r.get(2)?,
                     })
-                })?
-                .collect::<Result<_, _>>()?;
-            let p2p_scope = P2pScope::parse(&scope).unwrap_or_default();
-            out.push(GroupRow {
-                id,
-                instance,
-                p2p_scope,
-                grants,
-            });
-        }
-        Ok(out)
+                })?;
+                let scope: String = r.get(2)?;
+                out.push(GroupRow {
+                    id,
+                    instance: r.get(1)?,
+                    p2p_scope: P2pScope::parse(&scope).unwrap_or_default(),
+                    grants,
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// Deletes a Group ID (the broker then disconnects its clients).
     pub fn delete_group(&self, group: &str) -> Result<(), StoreError> {
-        let n = self
-            .conn()
-            .execute("DELETE FROM groups WHERE id = ?1", params![group])?;
+        let n = self.sql(|db| db.execute("DELETE FROM groups WHERE id = ?1", args![group]))?;
         expect_one(n, format!("no Group ID {group}"))
     }
 
     /// Sets where a group's devices may send P2P messages.
     pub fn set_p2p_scope(&self, group: &str, scope: P2pScope) -> Result<(), StoreError> {
-        let n = self.conn().execute(
-            "UPDATE groups SET p2p_scope = ?1 WHERE id = ?2",
-            params![scope.as_str(), group],
-        )?;
+        let sql = "UPDATE groups SET p2p_scope = ?1 WHERE id = ?2";
+        let n = self.sql(|db| db.execute(sql, args![scope.as_str(), group]))?;
         expect_one(n, format!("no Group ID {group}"))
     }
 
@@ -235,33 +213,26 @@ impl Store {
         publish: bool,
         subscribe: bool,
     ) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let same: Option<i64> = conn
-            .query_row(
-                "SELECT 1 FROM groups g JOIN topics t ON t.instance_id = g.instance_id WHERE g.id = ?1 AND t.name = ?2",
-                params![group, topic],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if same.is_none() {
-            return Err(StoreError::NotFound(format!(
-                "no Group ID {group} with a parent topic {topic} in the same instance"
-            )));
-        }
-        conn.execute(
-            "INSERT INTO grants (group_id, topic, publish, subscribe) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (group_id, topic) DO UPDATE SET publish = ?3, subscribe = ?4",
-            params![group, topic, publish, subscribe],
-        )?;
-        Ok(())
+        self.tx(|db| {
+            let sql = "SELECT 1 FROM groups g JOIN topics t ON t.instance_id = g.instance_id WHERE g.id = ?1 AND t.name = ?2";
+            if db.rows(sql, args![group, topic])?.is_empty() {
+                return Err(StoreError::NotFound(format!(
+                    "no Group ID {group} with a parent topic {topic} in the same instance"
+                )));
+            }
+            db.execute(
+                "INSERT INTO grants (group_id, topic, publish, subscribe) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (group_id, topic) DO UPDATE SET publish = ?3, subscribe = ?4",
+                args![group, topic, publish, subscribe],
+            )?;
+            Ok(())
+        })
     }
 
     /// Removes a group's grant on a topic.
     pub fn revoke_grant(&self, group: &str, topic: &str) -> Result<(), StoreError> {
-        let n = self.conn().execute(
-            "DELETE FROM grants WHERE group_id = ?1 AND topic = ?2",
-            params![group, topic],
-        )?;
+        let sql = "DELETE FROM grants WHERE group_id = ?1 AND topic = ?2";
+        let n = self.sql(|db| db.execute(sql, args![group, topic]))?;
         expect_one(n, format!("Group ID {group} has no grant on {topic}"))
     }
 
@@ -277,11 +248,9 @@ impl Store {
                 "parent topic {name:?} must be one non-empty level without wildcards or a leading $"
             )));
         }
-        self.conn()
-            .execute(
-                "INSERT INTO topics (name, instance_id, role, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![name, instance, role.as_str(), unix_now()],
-            )
+        let sql =
+            "INSERT INTO topics (name, instance_id, role, created_at) VALUES (?1, ?2, ?3, ?4)";
+        self.sql(|db| db.execute(sql, args![name, instance, role.as_str(), unix_now()]))
             .map_err(conflict(format!(
                 "parent topic {name} already exists or instance {instance} does not"
             )))?;
@@ -290,32 +259,23 @@ impl Store {
 
     /// Lists parent topics (of one instance, or all).
     pub fn list_topics(&self, instance: Option<&str>) -> Result<Vec<TopicRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT name, instance_id, role FROM topics WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY name",
-        )?;
-        let rows = st.query_map([instance], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (name, instance, role) = row?;
-            let role = TopicRole::parse(&role)
-                .ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?;
-            out.push(TopicRow {
-                name,
-                instance,
-                role,
-            });
-        }
-        Ok(out)
+        let sql = "SELECT name, instance_id, role FROM topics WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY name";
+        self.sql(|db| {
+            db.query_map(sql, args![instance], |r| {
+                let role: String = r.get(2)?;
+                Ok(TopicRow {
+                    name: r.get(0)?,
+                    instance: r.get(1)?,
+                    role: TopicRole::parse(&role)
+                        .ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+                })
+            })
+        })
     }
 
     /// Deletes a parent topic.
     pub fn delete_topic(&self, name: &str) -> Result<(), StoreError> {
-        let n = self
-            .conn()
-            .execute("DELETE FROM topics WHERE name = ?1", params![name])?;
+        let n = self.sql(|db| db.execute("DELETE FROM topics WHERE name = ?1", args![name]))?;
         expect_one(n, format!("no parent topic {name}"))
     }
 
@@ -326,29 +286,23 @@ impl Store {
             secret: Alphanumeric.sample_string(&mut rand::rng(), 30),
             instance: instance.to_string(),
         };
-        self.conn()
-            .execute(
-                "INSERT INTO access_keys (id, instance_id, secret, secret_enc, created_at) VALUES (?1, ?2, '', ?3, ?4)",
-                params![key.id, instance, self.key().seal(&key.secret), unix_now()],
-            )
+        let sealed = self.key().seal(&key.secret);
+        let sql = "INSERT INTO access_keys (id, instance_id, secret, secret_enc, created_at) VALUES (?1, ?2, '', ?3, ?4)";
+        self.sql(|db| db.execute(sql, args![key.id, instance, sealed, unix_now()]))
             .map_err(conflict(format!("instance {instance} does not exist")))?;
         Ok(key)
     }
 
     /// Deletes an access key (clients authenticated with it are disconnected).
     pub fn delete_access_key(&self, id: &str) -> Result<(), StoreError> {
-        let n = self
-            .conn()
-            .execute("DELETE FROM access_keys WHERE id = ?1", params![id])?;
+        let n = self.sql(|db| db.execute("DELETE FROM access_keys WHERE id = ?1", args![id]))?;
         expect_one(n, format!("no AccessKeyId {id}"))
     }
 
     /// Whether nothing at all is provisioned yet (a first start).
     pub fn is_unprovisioned(&self) -> Result<bool, StoreError> {
-        let n: i64 = self
-            .conn()
-            .query_row("SELECT COUNT(*) FROM instances", [], |r| r.get(0))?;
-        Ok(n == 0)
+        let sql = "SELECT 1 FROM instances LIMIT 1";
+        Ok(self.sql(|db| db.rows(sql, args![]))?.is_empty())
     }
 
     /// Creates the demo tenant if it does not exist; returns its first

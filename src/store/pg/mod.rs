@@ -31,13 +31,18 @@ impl From<postgres::Error> for StoreError {
     /// The error and its causes ("error performing TLS handshake" alone
     /// does not say that the certificate is not trusted).
     fn from(e: postgres::Error) -> StoreError {
+        let constraint = e.code().is_some_and(|c| c.code().starts_with("23"));
         let mut text = e.to_string();
         let mut cause = std::error::Error::source(&e);
         while let Some(c) = cause {
             text = format!("{text}: {c}");
             cause = c.source();
         }
-        StoreError::Postgres(text)
+        if constraint {
+            StoreError::Constraint(text)
+        } else {
+            StoreError::Postgres(text)
+        }
     }
 }
 
