@@ -4,9 +4,9 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use rand::distr::{Alphanumeric, SampleString};
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use super::db::args;
 use super::provision::random_id;
 use super::{token_hash, Store, StoreError};
 
@@ -66,11 +66,8 @@ impl Store {
     /// Creates the first admin with a random password if there is no admin
     /// yet; returns that password (to be written where only the owner reads it).
     pub fn ensure_admin(&self, now: i64) -> Result<Option<String>, StoreError> {
-        let any: Option<i64> = self
-            .conn()
-            .query_row("SELECT 1 FROM admin_users LIMIT 1", [], |r| r.get(0))
-            .optional()?;
-        if any.is_some() {
+        let sql = "SELECT 1 FROM admin_users LIMIT 1";
+        if !self.sql(|db| db.rows(sql, args![]))?.is_empty() {
             return Ok(None);
         }
         let password = random_secret(24);
@@ -97,31 +94,21 @@ impl Store {
             ));
         }
         let hash = hash_password(password)?;
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO admin_users (name, hash, created_at, changed_at) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT(name) DO UPDATE SET hash = excluded.hash, changed_at = excluded.changed_at",
-            params![name, hash, now],
-        )?;
-        tx.execute(
-            "DELETE FROM admin_sessions WHERE user_name = ?1",
-            params![name],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.tx(|tx| {
+            tx.execute(
+                "INSERT INTO admin_users (name, hash, created_at, changed_at) VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT(name) DO UPDATE SET hash = excluded.hash, changed_at = excluded.changed_at",
+                args![name, hash, now],
+            )?;
+            tx.execute("DELETE FROM admin_sessions WHERE user_name = ?1", args![name])?;
+            Ok(())
+        })
     }
 
     /// Whether `password` is `name`'s (argon2id; takes tens of milliseconds).
     pub fn verify_admin(&self, name: &str, password: &str) -> Result<bool, StoreError> {
-        let stored: Option<String> = self
-            .conn()
-            .query_row(
-                "SELECT hash FROM admin_users WHERE name = ?1",
-                params![name],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let sql = "SELECT hash FROM admin_users WHERE name = ?1";
+        let stored: Option<String> = self.sql(|db| db.query_row(sql, args![name], |r| r.get(0)))?;
         // An unknown name costs a hash too, so timing does not tell names apart.
         let stored = match stored {
             Some(s) => s,
@@ -140,33 +127,28 @@ impl Store {
     pub fn create_session(&self, name: &str, now: i64, ttl: i64) -> Result<SignedIn, StoreError> {
         let token = random_secret(43);
         let expires_at = now + ttl;
-        let conn = self.conn();
-        conn.execute("DELETE FROM admin_sessions WHERE expires_at <= ?1", [now])?;
-        conn.execute(
-            "INSERT INTO admin_sessions (id_hash, user_name, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-            params![token_hash(&token), name, now, expires_at],
-        )?;
+        let hash = token_hash(&token);
+        self.tx(|tx| {
+            tx.execute("DELETE FROM admin_sessions WHERE expires_at <= ?1", args![now])?;
+            tx.execute(
+                "INSERT INTO admin_sessions (id_hash, user_name, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                args![hash, name, now, expires_at],
+            )
+        })?;
         Ok(SignedIn { token, expires_at })
     }
 
     /// The admin a session cookie belongs to, if it is valid at `now`.
     pub fn session_user(&self, token: &str, now: i64) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT user_name FROM admin_sessions WHERE id_hash = ?1 AND expires_at > ?2",
-                params![token_hash(token), now],
-                |r| r.get(0),
-            )
-            .optional()?)
+        let sql = "SELECT user_name FROM admin_sessions WHERE id_hash = ?1 AND expires_at > ?2";
+        let hash = token_hash(token);
+        self.sql(|db| db.query_row(sql, args![hash, now], |r| r.get(0)))
     }
 
     /// Ends a console session (sign-out).
     pub fn end_session(&self, token: &str) -> Result<(), StoreError> {
-        self.conn().execute(
-            "DELETE FROM admin_sessions WHERE id_hash = ?1",
-            params![token_hash(token)],
-        )?;
+        let hash = token_hash(token);
+        self.sql(|db| db.execute("DELETE FROM admin_sessions WHERE id_hash = ?1", args![hash]))?;
         Ok(())
     }
 
@@ -180,10 +162,9 @@ impl Store {
         }
         let id = random_id("KEY", 12);
         let key = format!("mqrtc_{}", random_secret(40));
-        self.conn().execute(
-            "INSERT INTO api_keys (id, name, hash, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, name, token_hash(&key), by, now],
-        )?;
+        let sql = "INSERT INTO api_keys (id, name, hash, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+        let hash = token_hash(&key);
+        self.sql(|db| db.execute(sql, args![id, name, hash, by, now]))?;
         Ok(NewApiKey {
             id,
             name: name.to_string(),
@@ -193,50 +174,42 @@ impl Store {
 
     /// Every API key, newest first (revoked ones too).
     pub fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT id, name, created_by, created_at, last_used, revoked_at FROM api_keys ORDER BY created_at DESC, id",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(ApiKeyRow {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                created_by: r.get(2)?,
-                created_at: r.get(3)?,
-                last_used: r.get(4)?,
-                revoked_at: r.get(5)?,
+        let sql = "SELECT id, name, created_by, created_at, last_used, revoked_at FROM api_keys ORDER BY created_at DESC, id";
+        self.sql(|db| {
+            db.query_map(sql, args![], |r| {
+                Ok(ApiKeyRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    created_by: r.get(2)?,
+                    created_at: r.get(3)?,
+                    last_used: r.get(4)?,
+                    revoked_at: r.get(5)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     /// Revokes an API key: from now on it is refused.
     pub fn revoke_api_key(&self, id: &str, now: i64) -> Result<(), StoreError> {
-        let n = self.conn().execute(
-            "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-            params![id, now],
-        )?;
+        let sql = "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
+        let n = self.sql(|db| db.execute(sql, args![id, now]))?;
         super::provision::expect_one(n, format!("no active API key {id}"))
     }
 
     /// The admin on whose behalf `key` acts, if it is a live key; notes its use.
     pub fn api_key_user(&self, key: &str, now: i64) -> Result<Option<String>, StoreError> {
-        let conn = self.conn();
-        let found: Option<(String, String)> = conn
-            .query_row(
-                "SELECT id, created_by FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL",
-                params![token_hash(key)],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        if let Some((id, _)) = &found {
-            // At most one write a minute per key.
-            conn.execute(
-                "UPDATE api_keys SET last_used = ?2 WHERE id = ?1 AND (last_used IS NULL OR last_used < ?2 - 60)",
-                params![id, now],
-            )?;
-        }
-        Ok(found.map(|(_, by)| by))
+        let hash = token_hash(key);
+        self.sql(|db| {
+            let sql = "SELECT id, created_by FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL";
+            let found: Option<(String, String)> =
+                db.query_row(sql, args![hash], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            if let Some((id, _)) = &found {
+                // At most one write a minute per key.
+                let sql = "UPDATE api_keys SET last_used = ?2 WHERE id = ?1 AND (last_used IS NULL OR last_used < ?3)";
+                db.execute(sql, args![id, now, now - 60])?;
+            }
+            Ok(found.map(|(_, by)| by))
+        })
     }
 }
 

@@ -2,9 +2,9 @@
 //! remembered replies, known devices and the call timeline. Each input's
 //! changes are written in one transaction (`apply_batch`).
 
-use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+use super::db::args;
 use super::{Store, StoreError};
 use crate::calls::{Call, CallError, Device, Millis, ReplyBody, Timer, TimerKind};
 
@@ -119,212 +119,181 @@ pub(super) fn corrupt(e: serde_json::Error) -> StoreError {
 impl Store {
     /// Loads the controller's state; ended calls older than `since` stay in the database only.
     pub fn load_controller(&self, since: Millis) -> Result<Loaded, StoreError> {
-        let conn = self.conn();
-        let mut out = Loaded::default();
-        let mut st =
-            conn.prepare("SELECT data FROM calls WHERE ended_at IS NULL OR ended_at >= ?1")?;
-        for data in st.query_map([since], |r| r.get::<_, String>(0))? {
-            out.calls
-                .push(serde_json::from_str(&data?).map_err(corrupt)?);
-        }
-        let mut st = conn.prepare("SELECT call_id, timer, due_at FROM call_timers")?;
-        for row in st.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
-        })? {
-            let (call_id, kind, due) = row?;
-            let kind: TimerKind = serde_json::from_str(&kind).map_err(corrupt)?;
-            out.timers.push((Timer { call_id, kind }, due));
-        }
-        let mut st = conn.prepare("SELECT client_id, user_id, instance_id FROM call_devices")?;
-        for row in st.query_map([], |r| {
-            Ok(Device {
-                client_id: r.get(0)?,
-                user: r.get(1)?,
-                instance: r.get(2)?,
-            })
-        })? {
-            out.devices.push(row?);
-        }
-        let mut st = conn
-            .prepare("SELECT client_id, req, result, until FROM call_replies WHERE until > ?1")?;
-        let rows = st.query_map([since], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get(3)?,
-            ))
-        })?;
-        for row in rows {
-            let (c, q, result, until) = row?;
-            out.replies
-                .push((c, q, serde_json::from_str(&result).map_err(corrupt)?, until));
-        }
-        let mut st = conn.prepare(
-            "SELECT seq, client_id, topic, payload, expires_at FROM outbox ORDER BY seq",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(OutboxRow {
-                seq: r.get(0)?,
-                client_id: r.get(1)?,
-                topic: r.get(2)?,
-                payload: r.get(3)?,
-                expires_at: r.get(4)?,
-            })
-        })?;
-        out.outbox = rows.collect::<Result<_, _>>()?;
-        Ok(out)
+        self.tx(|db| {
+            let mut out = Loaded::default();
+            let sql = "SELECT data FROM calls WHERE ended_at IS NULL OR ended_at >= ?1";
+            for r in db.rows(sql, args![since])? {
+                out.calls
+                    .push(serde_json::from_str(&r.get::<String>(0)?).map_err(corrupt)?);
+            }
+            for r in db.rows("SELECT call_id, timer, due_at FROM call_timers", args![])? {
+                let kind: TimerKind =
+                    serde_json::from_str(&r.get::<String>(1)?).map_err(corrupt)?;
+                out.timers.push((
+                    Timer {
+                        call_id: r.get(0)?,
+                        kind,
+                    },
+                    r.get(2)?,
+                ));
+            }
+            let sql = "SELECT client_id, user_id, instance_id FROM call_devices";
+            out.devices = db.query_map(sql, args![], |r| {
+                Ok(Device {
+                    client_id: r.get(0)?,
+                    user: r.get(1)?,
+                    instance: r.get(2)?,
+                })
+            })?;
+            let sql = "SELECT client_id, req, result, until FROM call_replies WHERE until > ?1";
+            for r in db.rows(sql, args![since])? {
+                let result = serde_json::from_str(&r.get::<String>(2)?).map_err(corrupt)?;
+                out.replies.push((r.get(0)?, r.get(1)?, result, r.get(3)?));
+            }
+            let sql = "SELECT seq, client_id, topic, payload, expires_at FROM outbox ORDER BY seq";
+            out.outbox = db.query_map(sql, args![], |r| {
+                Ok(OutboxRow {
+                    seq: r.get(0)?,
+                    client_id: r.get(1)?,
+                    topic: r.get(2)?,
+                    payload: r.get(3)?,
+                    expires_at: r.get(4)?,
+                })
+            })?;
+            Ok(out)
+        })
     }
 
     /// Writes one input's changes atomically; returns the new outbox rows.
     pub fn apply_batch(&self, b: &Batch) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        for c in &b.calls {
-            let state = serde_json::to_value(c.state).map_err(corrupt)?;
-            tx.prepare_cached(
-                "INSERT INTO calls (id, instance_id, state, data, created_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (id) DO UPDATE SET state = ?3, data = ?4, ended_at = ?6",
-            )?
-            .execute(
-                params![c.id, c.instance, state["state"].as_str().unwrap_or(""), serde_json::to_string(c).map_err(corrupt)?, c.created_at, c.ended_at],
-            )?;
-            for user in c.participants.keys() {
-                tx.prepare_cached(
-                    "INSERT OR IGNORE INTO call_users (user_id, call_id, created_at) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![user, c.id, c.created_at])?;
+        self.tx(|tx| {
+            for c in &b.calls {
+                let state = serde_json::to_value(c.state).map_err(corrupt)?;
+                let state = state["state"].as_str().unwrap_or("").to_string();
+                let data = serde_json::to_string(c).map_err(corrupt)?;
+                tx.execute(
+                    "INSERT INTO calls (id, instance_id, state, data, created_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (id) DO UPDATE SET state = ?3, data = ?4, ended_at = ?6",
+                    args![c.id, c.instance, state, data, c.created_at, c.ended_at],
+                )?;
+                for user in c.participants.keys() {
+                    tx.execute(
+                        "INSERT INTO call_users (user_id, call_id, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                        args![user, c.id, c.created_at],
+                    )?;
+                }
             }
-        }
-        for (t, due) in &b.timers {
-            match due {
-                Some(due) => tx
-                    .prepare_cached(
+            for (t, due) in &b.timers {
+                let key = timer_key(&t.kind);
+                match due {
+                    Some(due) => tx.execute(
                         "INSERT INTO call_timers (call_id, timer, due_at) VALUES (?1, ?2, ?3)
                          ON CONFLICT (call_id, timer) DO UPDATE SET due_at = ?3",
-                    )?
-                    .execute(params![t.call_id, timer_key(&t.kind), due])?,
-                None => tx
-                    .prepare_cached("DELETE FROM call_timers WHERE call_id = ?1 AND timer = ?2")?
-                    .execute(params![t.call_id, timer_key(&t.kind)])?,
-            };
-        }
-        for (c, q, result, until) in &b.replies {
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO call_replies (client_id, req, result, until) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![c, q, serde_json::to_string(result).map_err(corrupt)?, until])?;
-        }
-        super::webhooks::insert(&tx, &b.webhooks)?;
-        for (d, at) in &b.devices {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO call_devices (client_id, user_id, instance_id, first_seen) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![d.client_id, d.user, d.instance, at])?;
-        }
-        for (call_id, e) in &b.events {
-            tx.prepare_cached(
-                "INSERT INTO call_events (call_id, at, direction, client_id, type, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![call_id, e.at, e.direction, e.client_id, e.kind, e.message.to_string()])?;
-        }
-        for seq in &b.outbox_done {
-            tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
-                .execute([seq])?;
-        }
-        let mut rows = Vec::with_capacity(b.outbox.len());
-        for d in &b.outbox {
-            let (client_id, topic, payload, expires_at) = d;
-            tx.prepare_cached(
-                "INSERT INTO outbox (client_id, topic, payload, expires_at) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![client_id, topic, payload, expires_at])?;
-            rows.push(OutboxRow::stored(tx.last_insert_rowid(), d));
-        }
-        tx.commit()?;
-        Ok(rows)
+                        args![t.call_id, key, due],
+                    )?,
+                    None => tx.execute(
+                        "DELETE FROM call_timers WHERE call_id = ?1 AND timer = ?2",
+                        args![t.call_id, key],
+                    )?,
+                };
+            }
+            for (c, q, result, until) in &b.replies {
+                let result = serde_json::to_string(result).map_err(corrupt)?;
+                tx.execute(
+                    "INSERT INTO call_replies (client_id, req, result, until) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (client_id, req) DO UPDATE SET result = ?3, until = ?4",
+                    args![c, q, result, until],
+                )?;
+            }
+            super::webhooks::insert(tx, &b.webhooks)?;
+            for (d, at) in &b.devices {
+                tx.execute(
+                    "INSERT INTO call_devices (client_id, user_id, instance_id, first_seen) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT DO NOTHING",
+                    args![d.client_id, d.user, d.instance, at],
+                )?;
+            }
+            for (call_id, e) in &b.events {
+                let message = e.message.to_string();
+                tx.execute(
+                    "INSERT INTO call_events (call_id, at, direction, client_id, type, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    args![call_id, e.at, e.direction, e.client_id, e.kind, message],
+                )?;
+            }
+            for seq in &b.outbox_done {
+                tx.execute("DELETE FROM outbox WHERE seq = ?1", args![seq])?;
+            }
+            let mut rows = Vec::with_capacity(b.outbox.len());
+            for d in &b.outbox {
+                let (client_id, topic, payload, expires_at) = d;
+                let seq = tx.query_row(
+                    "INSERT INTO outbox (client_id, topic, payload, expires_at) VALUES (?1, ?2, ?3, ?4) RETURNING seq",
+                    args![client_id, topic, payload, expires_at],
+                    |r| r.get(0),
+                )?;
+                let seq = seq.ok_or_else(|| StoreError::Corrupt("outbox insert returned no seq".into()))?;
+                rows.push(OutboxRow::stored(seq, d));
+            }
+            Ok(rows)
+        })
     }
 
     /// Forgets outbox rows the broker took (or that expired).
     pub fn outbox_done(&self, seqs: &[i64]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        for s in seqs {
-            tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
-                .execute([s])?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.tx(|tx| {
+            for s in seqs {
+                tx.execute("DELETE FROM outbox WHERE seq = ?1", args![s])?;
+            }
+            Ok(())
+        })
     }
 
     /// Drops remembered replies past their time.
     pub fn prune_replies(&self, now: Millis) -> Result<(), StoreError> {
-        self.conn()
-            .execute("DELETE FROM call_replies WHERE until <= ?1", [now])?;
+        self.sql(|db| db.execute("DELETE FROM call_replies WHERE until <= ?1", args![now]))?;
         Ok(())
     }
 
     /// Deletes up to `batch` calls that ended before `cutoff`, with their
     /// timelines and user index; returns how many.
     pub fn prune_calls(&self, cutoff: Millis, batch: usize) -> Result<usize, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let ids: Vec<String> = {
-            let mut st = tx.prepare(
-                "SELECT id FROM calls WHERE ended_at IS NOT NULL AND ended_at < ?1 ORDER BY ended_at LIMIT ?2",
-            )?;
-            let rows = st.query_map(rusqlite::params![cutoff, batch as i64], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        for id in &ids {
-            tx.execute("DELETE FROM call_events WHERE call_id = ?1", [id])?;
-            tx.execute("DELETE FROM call_users WHERE call_id = ?1", [id])?;
-            tx.execute("DELETE FROM call_timers WHERE call_id = ?1", [id])?;
-            tx.execute("DELETE FROM calls WHERE id = ?1", [id])?;
-        }
-        tx.commit()?;
-        Ok(ids.len())
+        let batch = batch as i64;
+        self.tx(|tx| {
+            let sql = "SELECT id FROM calls WHERE ended_at IS NOT NULL AND ended_at < ?1 ORDER BY ended_at LIMIT ?2";
+            let ids: Vec<String> = tx.query_map(sql, args![cutoff, batch], |r| r.get(0))?;
+            for id in &ids {
+                tx.execute("DELETE FROM call_events WHERE call_id = ?1", args![id])?;
+                tx.execute("DELETE FROM call_users WHERE call_id = ?1", args![id])?;
+                tx.execute("DELETE FROM call_timers WHERE call_id = ?1", args![id])?;
+                tx.execute("DELETE FROM calls WHERE id = ?1", args![id])?;
+            }
+            Ok(ids.len())
+        })
     }
 
     /// Every signaling message of a call, in order.
     pub fn timeline(&self, call_id: &str) -> Result<Vec<TimelineEntry>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT at, direction, client_id, type, message FROM call_events WHERE call_id = ?1 ORDER BY seq",
-        )?;
-        let rows = st.query_map([call_id], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (at, direction, client_id, kind, message) = row?;
-            let message =
-                serde_json::from_str(&message).unwrap_or(serde_json::Value::String(message));
-            out.push(TimelineEntry {
-                at,
-                direction,
-                client_id,
-                kind,
-                message,
-            });
-        }
-        Ok(out)
+        let sql = "SELECT at, direction, client_id, type, message FROM call_events WHERE call_id = ?1 ORDER BY seq";
+        self.sql(|db| {
+            db.query_map(sql, args![call_id], |r| {
+                let message: String = r.get(4)?;
+                Ok(TimelineEntry {
+                    at: r.get(0)?,
+                    direction: r.get(1)?,
+                    client_id: r.get(2)?,
+                    kind: r.get(3)?,
+                    message: serde_json::from_str(&message)
+                        .unwrap_or(serde_json::Value::String(message)),
+                })
+            })
+        })
     }
 
     /// The stored snapshot of a call (live or ended).
     pub fn stored_call(&self, call_id: &str) -> Result<Option<Call>, StoreError> {
-        let data: Option<String> = self
-            .conn()
-            .query_row("SELECT data FROM calls WHERE id = ?1", [call_id], |r| {
-                r.get(0)
-            })
-            .optional()?;
+        let sql = "SELECT data FROM calls WHERE id = ?1";
+        let data: Option<String> =
+            self.sql(|db| db.query_row(sql, args![call_id], |r| r.get(0)))?;
         data.map(|d| serde_json::from_str(&d).map_err(corrupt))
             .transpose()
     }

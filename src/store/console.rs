@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::db::{args, Param, Sql};
 use super::{Store, StoreError};
 use crate::calls::{Call, CallState, Millis};
 
@@ -130,13 +131,13 @@ impl Store {
         // calls through call_users, live calls through the partial index,
         // the rest newest first through calls_created.
         let (limit, offset) = ((per_page + 1) as i64, ((page - 1) * per_page) as i64);
-        let mut args: Vec<&dyn rusqlite::ToSql> = vec![&limit, &offset];
+        let mut params: Vec<&dyn Param> = vec![&limit, &offset];
         let filter = match state {
-            "" => "1",
+            "" => "TRUE",
             "live" => "c.ended_at IS NULL",
             "ended" => "c.state = 'ended'",
             _ => {
-                args.push(&state);
+                params.push(&state);
                 "c.ended_at IS NULL AND c.state = ?3"
             }
         };
@@ -146,22 +147,20 @@ impl Store {
                  ORDER BY c.created_at DESC, c.id DESC LIMIT ?1 OFFSET ?2"
             )
         } else {
-            args.push(&user);
-            let n = args.len();
+            params.push(&user);
+            let n = params.len();
             format!(
                 "SELECT c.data FROM call_users u JOIN calls c ON c.id = u.call_id
                  WHERE u.user_id = ?{n} AND {filter} ORDER BY u.created_at DESC, u.call_id DESC LIMIT ?1 OFFSET ?2"
             )
         };
-        let conn = self.conn();
-        let mut st = conn.prepare_cached(&sql)?;
-        let rows = st.query_map(args.as_slice(), |r| r.get::<_, String>(0))?;
-        let mut items = Vec::with_capacity(per_page + 1);
-        for data in rows {
-            let call: Call =
-                serde_json::from_str(&data?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            items.push(CallRow::from(call));
-        }
+        let mut items = self.sql(|db| {
+            db.query_map(&sql, &params, |r| {
+                let call: Call = serde_json::from_str(&r.get::<String>(0)?)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(CallRow::from(call))
+            })
+        })?;
         let more = items.len() > per_page;
         items.truncate(per_page);
         Ok(CallPage {
@@ -174,26 +173,26 @@ impl Store {
 
     /// How many calls ring and go on now, and how many started lately.
     pub fn call_counts(&self, now: Millis) -> Result<CallCounts, StoreError> {
-        let conn = self.conn();
-        let mut out = CallCounts::default();
-        let mut st = conn.prepare_cached(
-            "SELECT state, count(*) FROM calls WHERE ended_at IS NULL GROUP BY state",
-        )?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        for row in rows {
-            match row? {
-                (s, n) if s == "ringing" => out.ringing = n,
-                (s, n) if s == "active" => out.active = n,
-                _ => {}
+        self.tx(|db| {
+            let mut out = CallCounts::default();
+            let sql = "SELECT state, count(*) FROM calls WHERE ended_at IS NULL GROUP BY state";
+            for r in db.rows(sql, args![])? {
+                match (r.get::<String>(0)?.as_str(), r.get(1)?) {
+                    ("ringing", n) => out.ringing = n,
+                    ("active", n) => out.active = n,
+                    _ => {}
+                }
             }
-        }
-        out.setups_last_minute = conn.query_row(
-            "SELECT count(*) FROM calls WHERE created_at >= ?1",
-            [now - 60_000],
-            |r| r.get(0),
-        )?;
-        out.total = conn.query_row("SELECT count(*) FROM calls", [], |r| r.get(0))?;
-        Ok(out)
+            let count =
+                |db: &mut dyn Sql, sql: &str, a: &[&dyn Param]| -> Result<i64, StoreError> {
+                    Ok(db.query_row(sql, a, |r| r.get(0))?.unwrap_or(0))
+                };
+            let recent = now - 60_000;
+            let sql = "SELECT count(*) FROM calls WHERE created_at >= ?1";
+            out.setups_last_minute = count(db, sql, args![recent])?;
+            out.total = count(db, "SELECT count(*) FROM calls", args![])?;
+            Ok(out)
+        })
     }
 }
 

@@ -35,6 +35,11 @@ impl Param for u32 {
         Value::Int(i64::from(*self))
     }
 }
+impl Param for u16 {
+    fn value(&self) -> Value {
+        Value::Int(i64::from(*self))
+    }
+}
 impl Param for bool {
     fn value(&self) -> Value {
         Value::Int(i64::from(*self))
@@ -106,6 +111,11 @@ impl FromValue for i64 {
 impl FromValue for u32 {
     fn from_value(v: &Value) -> Option<Self> {
         i64::from_value(v).and_then(|i| u32::try_from(i).ok())
+    }
+}
+impl FromValue for u16 {
+    fn from_value(v: &Value) -> Option<Self> {
+        i64::from_value(v).and_then(|i| u16::try_from(i).ok())
     }
 }
 impl FromValue for bool {
@@ -311,7 +321,7 @@ fn pg_rows(rows: Vec<postgres::Row>) -> Result<Vec<Row>, StoreError> {
         .collect()
 }
 
-fn pg_params<'a>(values: &'a [Value]) -> Vec<&'a (dyn ToSql + Sync)> {
+fn pg_params(values: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
     values.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
 }
 

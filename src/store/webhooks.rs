@@ -4,9 +4,9 @@
 
 use base64::Engine;
 use rand::RngCore;
-use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
+use super::db::{args, Sql};
 use super::{Store, StoreError};
 
 /// An event to deliver.
@@ -73,13 +73,16 @@ pub struct Delivery {
 }
 
 /// Writes `events` for the instances that have an endpoint.
-pub(super) fn insert(tx: &Transaction<'_>, events: &[WebhookEvent]) -> rusqlite::Result<()> {
+pub(super) fn insert(tx: &mut dyn Sql, events: &[WebhookEvent]) -> Result<(), StoreError> {
     for e in events {
-        tx.prepare_cached(
-            "INSERT OR IGNORE INTO webhook_events (id, instance_id, type, call_id, payload, created_at, next_attempt_at)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6 WHERE EXISTS (SELECT 1 FROM webhooks WHERE instance_id = ?2)",
-        )?
-        .execute(params![e.id, e.instance, e.kind, e.call_id, e.payload, e.at])?;
+        tx.execute(
+            "INSERT INTO webhook_events (id, instance_id, type, call_id, payload, created_at, next_attempt_at)
+             SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS TEXT), CAST(?5 AS TEXT),
+                    CAST(?6 AS BIGINT), CAST(?6 AS BIGINT)
+             WHERE EXISTS (SELECT 1 FROM webhooks WHERE instance_id = ?2)
+             ON CONFLICT DO NOTHING",
+            args![e.id, e.instance, e.kind, e.call_id, e.payload, e.at],
+        )?;
     }
     Ok(())
 }
@@ -95,15 +98,7 @@ impl Store {
                 "not an http:// or https:// URL: {url}"
             )));
         }
-        let exists: Option<i64> = self
-            .conn()
-            .query_row(
-                "SELECT 1 FROM instances WHERE id = ?1",
-                params![instance],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if exists.is_none() {
+        if !self.instance_exists(instance)? {
             return Err(StoreError::NotFound(format!(
                 "instance {instance} does not exist"
             )));
@@ -114,56 +109,55 @@ impl Store {
             "whsec_{}",
             base64::engine::general_purpose::STANDARD.encode(raw)
         );
-        self.conn().execute(
-            "INSERT INTO webhooks (instance_id, url, secret, created_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (instance_id) DO UPDATE SET url = ?2, secret = ?3, created_at = ?4",
-            params![instance, url, self.key().seal(&secret), super::unix_now()],
-        )?;
+        let (sealed, now) = (self.key().seal(&secret), super::unix_now());
+        self.sql(|db| {
+            db.execute(
+                "INSERT INTO webhooks (instance_id, url, secret, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (instance_id) DO UPDATE SET url = ?2, secret = ?3, created_at = ?4",
+                args![instance, url, sealed, now],
+            )
+        })?;
         Ok(secret)
     }
 
     /// Every endpoint: (instance, URL).
     pub fn webhooks(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let c = self.conn();
-        let mut q = c.prepare("SELECT instance_id, url FROM webhooks ORDER BY instance_id")?;
-        let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let sql = "SELECT instance_id, url FROM webhooks ORDER BY instance_id";
+        self.sql(|db| db.query_map(sql, args![], |r| Ok((r.get(0)?, r.get(1)?))))
     }
 
     /// Removes an instance's endpoint; its events not yet delivered are
     /// marked failed (they are kept, with their attempts).
     pub fn delete_webhook(&self, instance: &str) -> Result<(), StoreError> {
-        let mut c = self.conn();
-        let tx = c.transaction()?;
-        let n = tx.execute(
-            "DELETE FROM webhooks WHERE instance_id = ?1",
-            params![instance],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NotFound(format!(
-                "instance {instance} has no webhook"
-            )));
-        }
-        tx.execute(
-            "UPDATE webhook_events SET failed_at = ?2
-             WHERE instance_id = ?1 AND delivered_at IS NULL AND failed_at IS NULL",
-            params![instance, crate::controller::now_ms()],
-        )?;
-        tx.commit()?;
-        Ok(())
+        let now = crate::controller::now_ms();
+        self.tx(|tx| {
+            let n = tx.execute(
+                "DELETE FROM webhooks WHERE instance_id = ?1",
+                args![instance],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "instance {instance} has no webhook"
+                )));
+            }
+            tx.execute(
+                "UPDATE webhook_events SET failed_at = ?2
+                 WHERE instance_id = ?1 AND delivered_at IS NULL AND failed_at IS NULL",
+                args![instance, now],
+            )?;
+            Ok(())
+        })
     }
 
     /// Up to `limit` events due at `now`, oldest first.
     pub fn due_webhook_events(&self, now: i64, limit: usize) -> Result<Vec<DueEvent>, StoreError> {
-        let rows: Vec<(WebhookEvent, u32, String, Vec<u8>)> = {
-            let c = self.conn();
-            let mut q = c.prepare_cached(
-                "SELECT e.id, e.instance_id, e.type, e.call_id, e.payload, e.created_at, e.attempts, w.url, w.secret
+        let limit = limit as i64;
+        let rows: Vec<(WebhookEvent, u32, String, Vec<u8>)> = self.sql(|db| {
+            let sql = "SELECT e.id, e.instance_id, e.type, e.call_id, e.payload, e.created_at, e.attempts, w.url, w.secret
                  FROM webhook_events e JOIN webhooks w ON w.instance_id = e.instance_id
                  WHERE e.delivered_at IS NULL AND e.failed_at IS NULL AND e.next_attempt_at <= ?1
-                 ORDER BY e.created_at, e.id LIMIT ?2",
-            )?;
-            let rows = q.query_map(params![now, limit as i64], |r| {
+                 ORDER BY e.created_at, e.id LIMIT ?2";
+            db.query_map(sql, args![now, limit], |r| {
                 Ok((
                     WebhookEvent {
                         id: r.get(0)?,
@@ -177,9 +171,8 @@ impl Store {
                     r.get(7)?,
                     r.get(8)?,
                 ))
-            })?;
-            rows.collect::<Result<_, _>>()?
-        };
+            })
+        })?;
         rows.into_iter()
             .map(|(event, attempts, url, sealed)| {
                 Ok(DueEvent {
@@ -201,22 +194,22 @@ impl Store {
         delivered: bool,
         retry_at: Option<i64>,
     ) -> Result<(), StoreError> {
-        let mut c = self.conn();
-        let tx = c.transaction()?;
-        tx.execute(
-            "INSERT INTO webhook_attempts (event_id, at, status, error, ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, a.at, a.status, a.error, a.ms],
-        )?;
-        tx.execute(
-            "UPDATE webhook_events SET attempts = attempts + 1,
-                delivered_at = CASE WHEN ?2 THEN ?3 END,
-                next_attempt_at = COALESCE(?4, next_attempt_at),
-                failed_at = CASE WHEN NOT ?2 AND ?4 IS NULL THEN ?3 END
-             WHERE id = ?1",
-            params![id, delivered, a.at, retry_at],
-        )?;
-        tx.commit()?;
-        Ok(())
+        let given_up = !delivered && retry_at.is_none();
+        self.tx(|tx| {
+            tx.execute(
+                "INSERT INTO webhook_attempts (event_id, at, status, error, ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                args![id, a.at, a.status, a.error, a.ms],
+            )?;
+            tx.execute(
+                "UPDATE webhook_events SET attempts = attempts + 1,
+                    delivered_at = CASE WHEN ?2 = 1 THEN ?3 END,
+                    next_attempt_at = COALESCE(?4, next_attempt_at),
+                    failed_at = CASE WHEN ?5 = 1 THEN ?3 END
+                 WHERE id = ?1",
+                args![id, delivered, a.at, retry_at, given_up],
+            )?;
+            Ok(())
+        })
     }
 
     /// Events with their attempts, newest first: of one call, or of one
@@ -227,14 +220,13 @@ impl Store {
         call_id: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let c = self.conn();
-        let mut q = c.prepare_cached(
-            "SELECT id, instance_id, type, call_id, created_at, delivered_at, failed_at FROM webhook_events
+        let limit = limit as i64;
+        self.tx(|db| {
+        let sql = "SELECT id, instance_id, type, call_id, created_at, delivered_at, failed_at FROM webhook_events
              WHERE (?1 IS NULL OR instance_id = ?1) AND (?2 IS NULL OR call_id = ?2)
-             ORDER BY created_at DESC, id DESC LIMIT ?3",
-        )?;
-        let mut out: Vec<Delivery> = q
-            .query_map(params![instance, call_id, limit as i64], |r| {
+             ORDER BY created_at DESC, id DESC LIMIT ?3";
+        let mut out: Vec<Delivery> = db
+            .query_map(sql, args![instance, call_id, limit], |r| {
                 let delivered: Option<i64> = r.get(5)?;
                 let failed: Option<i64> = r.get(6)?;
                 Ok(Delivery {
@@ -251,24 +243,21 @@ impl Store {
                     .into(),
                     attempts: Vec::new(),
                 })
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut a = c.prepare_cached(
-            "SELECT at, status, error, ms FROM webhook_attempts WHERE event_id = ?1 ORDER BY at, rowid",
-        )?;
+            })?;
+        // Attempts of one event are sequential: `at` orders them.
+        let sql = "SELECT at, status, error, ms FROM webhook_attempts WHERE event_id = ?1 ORDER BY at";
         for d in &mut out {
-            d.attempts = a
-                .query_map(params![d.id], |r| {
-                    Ok(Attempt {
-                        at: r.get(0)?,
-                        status: r.get(1)?,
-                        error: r.get(2)?,
-                        ms: r.get(3)?,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
+            d.attempts = db.query_map(sql, args![d.id], |r| {
+                Ok(Attempt {
+                    at: r.get(0)?,
+                    status: r.get(1)?,
+                    error: r.get(2)?,
+                    ms: r.get(3)?,
+                })
+            })?;
         }
         Ok(out)
+        })
     }
 }
 
@@ -291,12 +280,7 @@ mod tests {
     fn outbox_keeps_events_of_endpoints_only_and_records_each_attempt() {
         let s = Store::open_in_memory().unwrap();
         s.create_instance("acme", "").unwrap();
-        let write = |e: WebhookEvent| {
-            let mut c = s.conn();
-            let tx = c.transaction().unwrap();
-            insert(&tx, &[e]).unwrap();
-            tx.commit().unwrap();
-        };
+        let write = |e: WebhookEvent| s.tx(|tx| insert(tx, &[e])).unwrap();
         write(event("msg_before", 1));
         assert!(
             s.due_webhook_events(10, 10).unwrap().is_empty(),
