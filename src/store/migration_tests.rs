@@ -2,7 +2,8 @@
 
 use rusqlite::{params, Connection};
 
-use super::{MasterKey, Store, MIGRATIONS};
+use super::migrate::MIGRATIONS;
+use super::{MasterKey, Store};
 
 /// A database left at schema `version` by an older mqrtc.
 fn database_at(path: &std::path::Path, version: usize) -> Connection {

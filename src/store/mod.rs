@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
 mod admins;
 mod calls;
@@ -16,6 +16,7 @@ mod console;
 mod credentials;
 pub(crate) mod db;
 mod load;
+mod migrate;
 mod provision;
 mod secrets;
 mod state;
@@ -33,18 +34,6 @@ pub use provision::{
 pub use secrets::{token_hash, MasterKey};
 pub use state::StateStore;
 pub use webhooks::{Attempt, Delivery, DueEvent, WebhookEvent};
-
-/// Migrations in order; the database keeps the number of the last applied
-/// one in `PRAGMA user_version`.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_init.sql"),
-    include_str!("migrations/0002_credentials.sql"),
-    include_str!("migrations/0003_controller.sql"),
-    include_str!("migrations/0004_console.sql"),
-    include_str!("migrations/0005_retention.sql"),
-    include_str!("migrations/0006_timeline_tokens.sql"),
-    include_str!("migrations/0007_webhooks.sql"),
-];
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -98,10 +87,23 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// The appliance's SQLite database.
+/// The store: SQLite (the appliance, one file in the data dir) or
+/// PostgreSQL (`mqrtc controller --store postgres://...`, shared by every
+/// controller of a deployment). The same schema and code serve both.
 pub struct Store {
-    conn: Mutex<Connection>,
+    db: Db,
     key: MasterKey,
+}
+
+enum Db {
+    Sqlite(Mutex<Connection>),
+    Postgres(Mutex<postgres::Client>),
+}
+
+/// A lock a panic left poisoned still guards a usable connection (a
+/// transaction in flight was rolled back).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Store {
@@ -134,9 +136,20 @@ impl Store {
         // 10 ms at 500 setups/s (docs/benchmarks.md).
         conn.pragma_update(None, "wal_autocheckpoint", 250)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        migrate(&mut conn, &key)?;
+        migrate::sqlite(&mut conn, &key)?;
         Ok(Store {
-            conn: Mutex::new(conn),
+            db: Db::Sqlite(Mutex::new(conn)),
+            key,
+        })
+    }
+
+    /// Connects to a PostgreSQL database and brings its schema up to date;
+    /// `key` encrypts the secrets in it (every controller needs the same).
+    pub fn open_postgres(db: &pg::Database, key: MasterKey) -> Result<Store, StoreError> {
+        let mut client = db.connect()?;
+        migrate::postgres(&mut client)?;
+        Ok(Store {
+            db: Db::Postgres(Mutex::new(client)),
             key,
         })
     }
@@ -146,11 +159,18 @@ impl Store {
         &self.key
     }
 
-    /// A number that changes whenever another connection (the CLI) commits.
+    /// A number that changes whenever another connection (the CLI, or
+    /// another controller) changed provisioning.
     pub fn data_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn()
-            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+        match &self.db {
+            Db::Sqlite(c) => Ok(lock(c).pragma_query_value(None, "data_version", |r| r.get(0))?),
+            Db::Postgres(_) => {
+                let sql = "SELECT version FROM provisioning_changes WHERE id = 1";
+                Ok(self
+                    .sql(|db| db.query_row(sql, db::args![], |r| r.get(0)))?
+                    .unwrap_or(0))
+            }
+        }
     }
 
     /// Runs `f` on the connection (each statement commits on its own).
@@ -158,7 +178,10 @@ impl Store {
         &self,
         f: impl FnOnce(&mut dyn db::Sql) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        f(&mut *self.conn())
+        match &self.db {
+            Db::Sqlite(c) => f(&mut *lock(c)),
+            Db::Postgres(c) => f(&mut db::PgSql(&mut *lock(c))),
+        }
     }
 
     /// Runs `f` in a transaction, committed if it returns `Ok`.
@@ -166,25 +189,39 @@ impl Store {
         &self,
         f: impl FnOnce(&mut dyn db::Sql) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn();
-        let mut tx = conn.transaction()?;
-        let out = f(&mut tx)?;
-        tx.commit()?;
-        Ok(out)
+        match &self.db {
+            Db::Sqlite(c) => {
+                let mut conn = lock(c);
+                let mut tx = conn.transaction()?;
+                let out = f(&mut tx)?;
+                tx.commit()?;
+                Ok(out)
+            }
+            Db::Postgres(c) => {
+                let mut client = lock(c);
+                let mut tx = client.transaction()?;
+                let out = f(&mut db::PgSql(&mut tx))?;
+                tx.commit()?;
+                Ok(out)
+            }
+        }
     }
 
-    /// The connection, for one blocking unit of work.
+    /// The SQLite connection, for tests that look under the store.
+    #[cfg(test)]
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite itself consistent
-        // (transactions roll back), so a poisoned lock is still usable.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        match &self.db {
+            Db::Sqlite(c) => lock(c),
+            Db::Postgres(_) => panic!("a SQLite store was expected"),
+        }
     }
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        Ok(self
-            .conn()
-            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+        match &self.db {
+            Db::Sqlite(c) => Ok(lock(c).pragma_query_value(None, "user_version", |r| r.get(0))?),
+            Db::Postgres(c) => migrate::postgres_version(&mut lock(c)),
+        }
     }
 
     /// Whether an instance with this id exists.
@@ -193,49 +230,14 @@ impl Store {
         Ok(!self.sql(|db| db.rows(sql, db::args![id]))?.is_empty())
     }
 
-    /// Writes everything SQLite holds in its WAL into the main file (on shutdown).
+    /// Writes everything SQLite holds in its WAL into the main file (on
+    /// shutdown); nothing to do for PostgreSQL.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        self.conn()
-            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        if let Db::Sqlite(c) = &self.db {
+            lock(c).execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        }
         Ok(())
     }
-}
-
-fn migrate(conn: &mut Connection, key: &MasterKey) -> Result<(), StoreError> {
-    let known = MIGRATIONS.len() as u32;
-    let found: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if found > known {
-        return Err(StoreError::Downgrade { found, known });
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let version = i as u32 + 1;
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        if version == 2 {
-            encrypt_plain_secrets(&tx, key)?;
-        }
-        tx.pragma_update(None, "user_version", version)?;
-        tx.commit()?;
-    }
-    Ok(())
-}
-
-/// Schema 2: access key secrets of schema 1 were stored in clear; seal them.
-fn encrypt_plain_secrets(
-    tx: &rusqlite::Transaction<'_>,
-    key: &MasterKey,
-) -> Result<(), StoreError> {
-    let rows: Vec<(String, String)> = tx
-        .prepare("SELECT id, secret FROM access_keys WHERE secret_enc IS NULL")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (id, secret) in rows {
-        tx.execute(
-            "UPDATE access_keys SET secret_enc = ?1, secret = '' WHERE id = ?2",
-            params![key.seal(&secret), id],
-        )?;
-    }
-    Ok(())
 }
 
 /// Seconds since the Unix epoch, for `created_at` columns.
@@ -254,7 +256,10 @@ mod tests {
     #[test]
     fn migrates_an_empty_database_to_the_latest_version() {
         let s = Store::open_in_memory().unwrap();
-        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as u32);
+        assert_eq!(
+            s.schema_version().unwrap(),
+            migrate::MIGRATIONS.len() as u32
+        );
         assert_eq!(s.directory().unwrap(), Directory::default());
     }
 

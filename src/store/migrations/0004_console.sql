@@ -38,6 +38,7 @@ CREATE TABLE call_users (
     PRIMARY KEY (user_id, call_id)
 );
 CREATE INDEX call_users_recent ON call_users(user_id, created_at);
+-- sqlite only: calls of older versions (a PostgreSQL database starts empty).
 INSERT OR IGNORE INTO call_users (user_id, call_id, created_at)
     SELECT p.key, c.id, c.created_at FROM calls c, json_each(c.data, '$.participants') p;
 

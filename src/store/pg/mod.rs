@@ -19,12 +19,7 @@ use crate::calls::{Device, Millis, Timer, TimerKind};
 
 pub mod lease;
 
-/// Migrations in order; `mqrtc_schema.version` holds how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("0001_controller.sql")];
-
-/// Advisory lock keys ("mqrtc" and a number).
-const MIGRATE_LOCK: i64 = 0x6d71_7274_6301;
-/// The controller lease.
+/// The controller lease's advisory lock key ("mqrtc" and a number).
 pub const LEASE_LOCK: i64 = 0x6d71_7274_6302;
 
 impl From<postgres::Error> for StoreError {
@@ -106,7 +101,7 @@ impl PgStore {
     /// Connects to `db` and brings the schema up to date.
     pub fn connect(db: &Database) -> Result<PgStore, StoreError> {
         let mut client = db.connect()?;
-        migrate(&mut client)?;
+        super::migrate::postgres(&mut client)?;
         let s = Statements {
             epoch: client.prepare("SELECT epoch FROM controller_lease WHERE id = 1 FOR SHARE")?,
             calls: client.prepare(
@@ -162,32 +157,6 @@ impl PgStore {
     fn conn(&self) -> MutexGuard<'_, (Client, Statements)> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-fn migrate(c: &mut Client) -> Result<(), StoreError> {
-    let mut tx = c.transaction()?;
-    tx.query("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS mqrtc_schema (version BIGINT NOT NULL)")?;
-    let found = match tx.query_opt("SELECT version FROM mqrtc_schema", &[])? {
-        Some(r) => r.get::<_, i64>(0),
-        None => {
-            tx.execute("INSERT INTO mqrtc_schema (version) VALUES (0)", &[])?;
-            0
-        }
-    };
-    let known = MIGRATIONS.len() as i64;
-    if found > known {
-        return Err(StoreError::Downgrade {
-            found: found as u32,
-            known: known as u32,
-        });
-    }
-    for m in &MIGRATIONS[found as usize..] {
-        tx.batch_execute(m)?;
-    }
-    tx.execute("UPDATE mqrtc_schema SET version = $1", &[&known])?;
-    tx.commit()?;
-    Ok(())
 }
 
 /// The last value per key, in the order keys first appeared (a batch may
