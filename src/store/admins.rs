@@ -214,12 +214,10 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn first_admin_signs_in_and_a_reset_ends_sessions() {
-        let s = Store::open_in_memory().unwrap();
+    pub(crate) fn first_admin_signs_in_and_a_reset_ends_sessions(s: &Store) {
         let pw = s.ensure_admin(100).unwrap().expect("created");
         assert_eq!(s.ensure_admin(101).unwrap(), None, "only once");
         assert!(s.verify_admin(FIRST_ADMIN, &pw).unwrap());
@@ -238,9 +236,7 @@ mod tests {
         assert!(s.set_admin_password(FIRST_ADMIN, "short", 203).is_err());
     }
 
-    #[test]
-    fn api_keys_work_until_revoked() {
-        let s = Store::open_in_memory().unwrap();
+    pub(crate) fn api_keys_work_until_revoked(s: &Store) {
         let k = s.create_api_key("ci", "admin", 10).unwrap();
         assert_eq!(
             s.api_key_user(&k.key, 11).unwrap().as_deref(),
@@ -255,4 +251,9 @@ mod tests {
         ));
         assert!(s.create_api_key("  ", "admin", 15).is_err());
     }
+
+    crate::store::on_both!(
+        first_admin_signs_in_and_a_reset_ends_sessions,
+        api_keys_work_until_revoked
+    );
 }

@@ -300,56 +300,32 @@ impl Store {
 }
 
 #[cfg(test)]
-mod retention_tests {
+pub(crate) mod retention_tests {
     use super::*;
 
-    #[test]
-    fn old_ended_calls_go_with_their_timelines_live_and_recent_ones_stay() {
-        let s = Store::open_in_memory().unwrap();
-        {
-            let c = s.conn();
-            for (id, ended) in [
-                ("old", Some(1_000)),
-                ("recent", Some(9_000)),
-                ("live", None),
+    pub(crate) fn old_ended_calls_go_with_their_timelines_live_and_recent_ones_stay(s: &Store) {
+        for (id, ended) in [("old", "1000"), ("recent", "9000"), ("live", "NULL")] {
+            for sql in [
+                format!("INSERT INTO calls (id, instance_id, state, data, created_at, ended_at) VALUES ('{id}', 'i', 's', '{{}}', 0, {ended})"),
+                format!("INSERT INTO call_events (call_id, at, direction, client_id, type, message) VALUES ('{id}', 0, 'in', 'c', 't', '{{}}')"),
+                format!("INSERT INTO call_users (user_id, call_id, created_at) VALUES ('u', '{id}', 0)"),
             ] {
-                c.execute(
-                    "INSERT INTO calls (id, instance_id, state, data, created_at, ended_at) VALUES (?1, 'i', 's', '{}', 0, ?2)",
-                    rusqlite::params![id, ended],
-                )
-                .unwrap();
-                c.execute(
-                    "INSERT INTO call_events (call_id, at, direction, client_id, type, message) VALUES (?1, 0, 'in', 'c', 't', '{}')",
-                    [id],
-                )
-                .unwrap();
-                c.execute(
-                    "INSERT INTO call_users (user_id, call_id, created_at) VALUES ('u', ?1, 0)",
-                    [id],
-                )
-                .unwrap();
+                s.run(&sql).unwrap();
             }
         }
         assert_eq!(s.prune_calls(5_000, 200).unwrap(), 1);
         assert_eq!(s.prune_calls(5_000, 200).unwrap(), 0);
-        let c = s.conn();
-        let ids: Vec<String> = c
-            .prepare("SELECT id FROM calls ORDER BY id")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
+        let ids: Vec<String> = s
+            .sql(|db| db.query_map("SELECT id FROM calls ORDER BY id", args![], |r| r.get(0)))
             .unwrap();
         assert_eq!(ids, ["live", "recent"]);
         for table in ["call_events", "call_users"] {
-            let n: i64 = c
-                .query_row(
-                    &format!("SELECT count(*) FROM {table} WHERE call_id = 'old'"),
-                    [],
-                    |r| r.get(0),
-                )
-                .unwrap();
+            let n: i64 = s.one(&format!(
+                "SELECT count(*) FROM {table} WHERE call_id = 'old'"
+            ));
             assert_eq!(n, 0, "{table}");
         }
     }
+
+    crate::store::on_both!(old_ended_calls_go_with_their_timelines_live_and_recent_ones_stay);
 }

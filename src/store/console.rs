@@ -197,7 +197,7 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::Batch;
 
@@ -220,9 +220,7 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn calls_page_by_state_and_user_newest_first() {
-        let s = Store::open_in_memory().unwrap();
+    pub(crate) fn calls_page_by_state_and_user_newest_first(s: &Store) {
         let ended = serde_json::json!({ "state": "ended", "reason": "hangup" });
         let batch = Batch {
             calls: vec![
@@ -277,16 +275,21 @@ mod tests {
         assert_eq!((counts.active, counts.ringing, counts.total), (1, 1, 4));
     }
 
-    #[test]
-    fn a_database_error_is_an_error_not_a_missing_call() {
-        let s = Store::open_in_memory().unwrap();
+    pub(crate) fn a_database_error_is_an_error_not_a_missing_call(s: &Store) {
         assert!(s.stored_call("nope").unwrap().is_none(), "absent: None");
-        s.conn()
-            .execute_batch("DROP TABLE call_users; DROP TABLE calls;")
-            .unwrap();
+        s.run("DROP TABLE call_users").unwrap();
+        s.run("DROP TABLE calls").unwrap();
         assert!(
-            matches!(s.stored_call("nope"), Err(StoreError::Sqlite(_))),
+            matches!(
+                s.stored_call("nope"),
+                Err(StoreError::Sqlite(_) | StoreError::Postgres(_))
+            ),
             "a broken store must not read as 404"
         );
     }
+
+    crate::store::on_both!(
+        calls_page_by_state_and_user_newest_first,
+        a_database_error_is_an_error_not_a_missing_call
+    );
 }

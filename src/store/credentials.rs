@@ -104,7 +104,7 @@ impl Store {
     /// Lists device credentials (of one instance, or all).
     pub fn list_devices(&self, instance: Option<&str>) -> Result<Vec<DeviceRow>, StoreError> {
         let sql = "SELECT id, instance_id, client_id, created_at FROM device_credentials
-                   WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY client_id, id";
+                   WHERE CAST(?1 AS TEXT) IS NULL OR instance_id = ?1 ORDER BY client_id, id";
         self.sql(|db| {
             db.query_map(sql, args![instance], |r| {
                 Ok(DeviceRow {
@@ -180,7 +180,7 @@ impl Store {
     /// Lists tokens (of one instance, or all).
     pub fn list_tokens(&self, instance: Option<&str>) -> Result<Vec<TokenRow>, StoreError> {
         let sql = "SELECT id, instance_id, kind, resources, expires_at FROM tokens
-                   WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY expires_at, id";
+                   WHERE CAST(?1 AS TEXT) IS NULL OR instance_id = ?1 ORDER BY expires_at, id";
         self.sql(|db| {
             db.query_map(sql, args![instance], |r| {
                 let (kind, resources): (String, String) = (r.get(2)?, r.get(3)?);
@@ -204,13 +204,11 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::DEMO_INSTANCE;
 
-    #[test]
-    fn devices_are_bound_to_provisioned_client_ids() {
-        let s = Store::open_in_memory().unwrap();
+    pub(crate) fn devices_are_bound_to_provisioned_client_ids(s: &Store) {
         s.provision_demo().unwrap();
         let d = s.create_device(DEMO_INSTANCE, "GID_demo@@@phone").unwrap();
         let dir = s.directory().unwrap();
@@ -228,9 +226,7 @@ mod tests {
         assert!(s.list_devices(None).unwrap().is_empty());
     }
 
-    #[test]
-    fn tokens_are_stored_as_hashes() {
-        let s = Store::open_in_memory().unwrap();
+    pub(crate) fn tokens_are_stored_as_hashes(s: &Store) {
         s.provision_demo().unwrap();
         let t = s
             .create_token(
@@ -244,10 +240,7 @@ mod tests {
         let dir = s.directory().unwrap();
         let g = &dir.tokens[&token_hash(&t.token)];
         assert_eq!((g.kind, g.expires_at), (TokenKind::RW, 1060));
-        let stored: String = s
-            .conn()
-            .query_row("SELECT token_hash FROM tokens", [], |r| r.get(0))
-            .unwrap();
+        let stored: String = s.one("SELECT token_hash FROM tokens");
         assert_ne!(stored, t.token);
         assert!(s
             .create_token(DEMO_INSTANCE, TokenKind::R, &["elsewhere/#".into()], 0, 60)
@@ -258,4 +251,9 @@ mod tests {
         s.delete_token(&t.id).unwrap();
         assert!(s.directory().unwrap().tokens.is_empty());
     }
+
+    crate::store::on_both!(
+        devices_are_bound_to_provisioned_client_ids,
+        tokens_are_stored_as_hashes
+    );
 }

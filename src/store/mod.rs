@@ -10,6 +10,25 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
+/// Store tests that run on both databases: each `fn name(s: &Store)` named
+/// here is a `#[test]` on an in-memory SQLite store, and runs again on
+/// PostgreSQL, in a database of its own, in `pg::tests`.
+#[cfg(test)]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(&crate::store::Store::open_in_memory().expect("SQLite"));
+            })*
+        }
+        pub(crate) const ON_BOTH: &[(&str, fn(&crate::store::Store))] =
+            &[$((stringify!($name), $name)),*];
+    };
+}
+#[cfg(test)]
+pub(crate) use on_both;
+
 mod admins;
 mod calls;
 mod console;
@@ -205,6 +224,20 @@ impl Store {
                 Ok(out)
             }
         }
+    }
+
+    /// The first column of the first row of `sql`, for tests that look
+    /// under the store (on either database).
+    #[cfg(test)]
+    pub(crate) fn one<T: db::FromValue>(&self, sql: &str) -> T {
+        let rows = self.sql(|db| db.rows(sql, db::args![])).expect(sql);
+        rows.first().expect("a row").get(0).expect("a value")
+    }
+
+    /// Runs `sql` (statements without parameters), for tests.
+    #[cfg(test)]
+    pub(crate) fn run(&self, sql: &str) -> Result<(), StoreError> {
+        self.sql(|db| db.execute(sql, db::args![]).map(|_| ()))
     }
 
     /// The SQLite connection, for tests that look under the store.

@@ -166,7 +166,7 @@ impl Store {
     /// Lists Group IDs (of one instance, or all) with their permissions.
     pub fn list_groups(&self, instance: Option<&str>) -> Result<Vec<GroupRow>, StoreError> {
         self.tx(|db| {
-            let sql = "SELECT id, instance_id, p2p_scope FROM groups WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY id";
+            let sql = "SELECT id, instance_id, p2p_scope FROM groups WHERE CAST(?1 AS TEXT) IS NULL OR instance_id = ?1 ORDER BY id";
             let base = db.rows(sql, args![instance])?;
             let sql = "SELECT topic, publish, subscribe FROM grants WHERE group_id = ?1 ORDER BY topic";
             let mut out = Vec::new();
@@ -259,7 +259,7 @@ impl Store {
 
     /// Lists parent topics (of one instance, or all).
     pub fn list_topics(&self, instance: Option<&str>) -> Result<Vec<TopicRow>, StoreError> {
-        let sql = "SELECT name, instance_id, role FROM topics WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY name";
+        let sql = "SELECT name, instance_id, role FROM topics WHERE CAST(?1 AS TEXT) IS NULL OR instance_id = ?1 ORDER BY name";
         self.sql(|db| {
             db.query_map(sql, args![instance], |r| {
                 let role: String = r.get(2)?;
@@ -324,12 +324,10 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn demo_tenant_is_created_once() {
-        let s = Store::open_in_memory().unwrap();
+    pub(crate) fn demo_tenant_is_created_once(s: &Store) {
         assert!(s.is_unprovisioned().unwrap());
         let t = s.provision_demo().unwrap().expect("created");
         assert!(
@@ -345,9 +343,7 @@ mod tests {
         assert_eq!(d.access_keys[&t.key.id].secret, t.key.secret);
     }
 
-    #[test]
-    fn duplicates_and_dangling_references_are_conflicts() {
-        let s = Store::open_in_memory().unwrap();
+    pub(crate) fn duplicates_and_dangling_references_are_conflicts(s: &Store) {
         s.create_instance("i1", "one").unwrap();
         assert!(matches!(
             s.create_instance("i1", "again"),
@@ -380,9 +376,7 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn grants_scope_and_cascades() {
-        let s = Store::open_in_memory().unwrap();
+    pub(crate) fn grants_scope_and_cascades(s: &Store) {
         s.provision_demo().unwrap();
         s.grant("GID_web", "rtc_up", true, false).unwrap();
         s.set_p2p_scope("GID_web", P2pScope::Group).unwrap();
@@ -409,21 +403,20 @@ mod tests {
         assert!(s.directory().unwrap().groups.is_empty());
     }
 
-    #[test]
-    fn secrets_are_not_stored_in_clear() {
-        let s = Store::open_in_memory().unwrap();
+    pub(crate) fn secrets_are_not_stored_in_clear(s: &Store) {
         let t = s.provision_demo().unwrap().unwrap();
-        let raw: Vec<u8> = s
-            .conn()
-            .query_row("SELECT secret_enc FROM access_keys", [], |r| r.get(0))
-            .unwrap();
-        let plain: String = s
-            .conn()
-            .query_row("SELECT secret FROM access_keys", [], |r| r.get(0))
-            .unwrap();
+        let raw: Vec<u8> = s.one("SELECT secret_enc FROM access_keys");
+        let plain: String = s.one("SELECT secret FROM access_keys");
         assert!(plain.is_empty());
         assert!(!raw
             .windows(t.key.secret.len())
             .any(|w| w == t.key.secret.as_bytes()));
     }
+
+    crate::store::on_both!(
+        demo_tenant_is_created_once,
+        duplicates_and_dangling_references_are_conflicts,
+        grants_scope_and_cascades,
+        secrets_are_not_stored_in_clear
+    );
 }

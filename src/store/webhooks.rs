@@ -202,9 +202,9 @@ impl Store {
             )?;
             tx.execute(
                 "UPDATE webhook_events SET attempts = attempts + 1,
-                    delivered_at = CASE WHEN ?2 = 1 THEN ?3 END,
+                    delivered_at = CASE WHEN ?2 = 1 THEN CAST(?3 AS BIGINT) END,
                     next_attempt_at = COALESCE(?4, next_attempt_at),
-                    failed_at = CASE WHEN ?5 = 1 THEN ?3 END
+                    failed_at = CASE WHEN ?5 = 1 THEN CAST(?3 AS BIGINT) END
                  WHERE id = ?1",
                 args![id, delivered, a.at, retry_at, given_up],
             )?;
@@ -223,7 +223,7 @@ impl Store {
         let limit = limit as i64;
         self.tx(|db| {
         let sql = "SELECT id, instance_id, type, call_id, created_at, delivered_at, failed_at FROM webhook_events
-             WHERE (?1 IS NULL OR instance_id = ?1) AND (?2 IS NULL OR call_id = ?2)
+             WHERE (CAST(?1 AS TEXT) IS NULL OR instance_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR call_id = ?2)
              ORDER BY created_at DESC, id DESC LIMIT ?3";
         let mut out: Vec<Delivery> = db
             .query_map(sql, args![instance, call_id, limit], |r| {
@@ -262,7 +262,7 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn event(id: &str, at: i64) -> WebhookEvent {
@@ -276,9 +276,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn outbox_keeps_events_of_endpoints_only_and_records_each_attempt() {
-        let s = Store::open_in_memory().unwrap();
+    pub(crate) fn outbox_keeps_events_of_endpoints_only_and_records_each_attempt(s: &Store) {
         s.create_instance("acme", "").unwrap();
         let write = |e: WebhookEvent| s.tx(|tx| insert(tx, &[e])).unwrap();
         write(event("msg_before", 1));
@@ -318,4 +316,6 @@ mod tests {
             1
         );
     }
+
+    crate::store::on_both!(outbox_keeps_events_of_endpoints_only_and_records_each_attempt);
 }

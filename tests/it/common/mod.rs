@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use mqrtc::http::PortsFile;
 
 pub mod http;
+/// Shared with the store's own tests.
+#[path = "../../../src/store/pg/testing.rs"]
 pub mod postgres;
 pub mod sdk;
 
@@ -52,13 +54,7 @@ pub fn browser_test() -> (std::sync::MutexGuard<'static, ()>, &'static str) {
     (lock, root)
 }
 
-/// A free TCP port on loopback (free when asked; bind it soon).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+pub use postgres::free_port;
 
 /// A running appliance process.
 pub struct Appliance {

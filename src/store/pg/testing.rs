@@ -1,10 +1,21 @@
 //! A PostgreSQL server from Debian's packages, in a temp dir, on a free
-//! port, as an unprivileged user (PostgreSQL refuses to run as root).
+//! port, as an unprivileged user (PostgreSQL refuses to run as root). For
+//! the store's own tests and, through `#[path]`, the integration tests.
+
+#![allow(dead_code)] // shared by two crates, each using a part
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// A free TCP port on loopback (free when asked; bind it soon).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
 
 /// The uid and gid the server runs as when the tests run as root (nobody).
 const NOBODY: u32 = 65534;
@@ -86,8 +97,12 @@ impl Postgres {
             .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
             .output()
             .expect("initdb");
-        assert!(o.status.success(), "initdb: {}", crate::common::text(&o));
-        let port = crate::common::free_port();
+        assert!(
+            o.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&[o.stdout.as_slice(), o.stderr.as_slice()].concat())
+        );
+        let port = free_port();
         let child = command(bin.join("postgres"))
             .arg("-D")
             .arg(&data)
@@ -127,5 +142,18 @@ impl Drop for Postgres {
             .args(["-INT", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
+    }
+}
+
+impl Postgres {
+    /// A new empty database on this server; its URL.
+    pub fn database(&self, name: &str) -> String {
+        let mut c = postgres::Client::connect(&self.url, postgres::NoTls).expect("connect");
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create database");
+        match self.url.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("URL {}", self.url),
+        }
     }
 }
