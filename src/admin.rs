@@ -1,8 +1,9 @@
 //! Provisioning from the command line: `mqrtc instance|group|topic|device|token`.
 //!
-//! Each command opens the data dir's database directly; a running appliance
-//! on the same data dir notices the change within a second, reloads, and
-//! disconnects clients whose group or credential went away.
+//! Each command opens the data dir's database directly (or, with `--store`,
+//! the PostgreSQL database of `mqrtc controller`); a running appliance or
+//! controller notices the change within a second, reloads, and disconnects
+//! clients whose group or credential went away.
 
 use std::path::PathBuf;
 
@@ -24,9 +25,27 @@ pub struct Target {
         global = true
     )]
     pub data_dir: PathBuf,
+    /// The PostgreSQL store of `mqrtc controller --store` instead of the
+    /// data dir's SQLite database (the data dir still holds `master.key`).
+    #[arg(long, value_name = "URL", env = "MQRTC_STORE", global = true)]
+    pub store: Option<String>,
+    /// CA certificate for that store's TLS (`sslmode=require`).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub store_ca_file: Option<PathBuf>,
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+impl Target {
+    /// The store these flags name.
+    pub fn open(&self) -> Result<Store, StoreError> {
+        let postgres = self.store.as_ref().map(|url| crate::store::pg::Database {
+            url: url.clone(),
+            ca_file: self.store_ca_file.clone(),
+        });
+        Store::open_at(&self.data_dir, postgres.as_ref())
+    }
 }
 
 /// `mqrtc instance ...`
@@ -262,7 +281,7 @@ pub enum Admin {
 pub fn run(cmd: Admin, target: &Target) -> Result<String, StoreError> {
     crate::private::create_dir(&target.data_dir)
         .map_err(|e| StoreError::Io(target.data_dir.display().to_string(), e))?;
-    let s = Store::open_dir(&target.data_dir)?;
+    let s = target.open()?;
     let out = |v: &dyn erased::Out| v.render(target.json);
     let secret = |v: &dyn erased::Out| {
         let note = if target.json {

@@ -135,7 +135,7 @@ pub enum CertsCmd {
 
 impl Command {
     /// The provisioning command this is, if it is one.
-    pub fn admin(self) -> Result<(Admin, Target), Command> {
+    pub fn admin(self) -> Result<(Admin, Target), Box<Command>> {
         match self {
             Command::Instance { cmd, target } => Ok((Admin::Instance(cmd), target)),
             Command::Group { cmd, target } => Ok((Admin::Group(cmd), target)),
@@ -147,7 +147,7 @@ impl Command {
             } => Ok((Admin::Device(cmd), target)),
             Command::Token { cmd, target } => Ok((Admin::Token(cmd), target)),
             Command::Admin { cmd, target } => Ok((Admin::Account(cmd), target)),
-            other => Err(other),
+            other => Err(Box::new(other)),
         }
     }
 }

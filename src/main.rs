@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         .admin()
     {
         Ok((cmd, target)) => return admin(cmd, &target),
-        Err(other) => other,
+        Err(other) => *other,
     };
     match command {
         Command::Serve(args) => serve(&args),
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
             };
             mqrtc::backup::backup(&a.data_dir, &a.to, keys.as_deref())
         })),
-        Command::Webhook { cmd, target } => report(mqrtc::webhooks::cli::run(&cmd, &target.data_dir, target.json)),
+        Command::Webhook { cmd, target } => report(mqrtc::webhooks::cli::run(&cmd, &target)),
         Command::Restore(a) => report(
             mqrtc::backup::passphrase(a.passphrase_file.as_deref())
                 .and_then(|p| mqrtc::backup::restore(&a.from, &a.data_dir, p.as_deref())),

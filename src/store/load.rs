@@ -14,10 +14,11 @@ impl Store {
     /// it; read in one transaction, so it is one consistent picture.
     pub fn directory(&self) -> Result<Directory, StoreError> {
         self.tx(|db| {
-            let mut d = Directory::default();
-            d.instances = db.query_map("SELECT id FROM instances ORDER BY id", args![], |r| {
-                r.get(0)
-            })?;
+            let sql = "SELECT id FROM instances ORDER BY id";
+            let mut d = Directory {
+                instances: db.query_map(sql, args![], |r| r.get(0))?,
+                ..Directory::default()
+            };
             let sql = "SELECT id, instance_id, p2p_scope FROM groups";
             for r in db.rows(sql, args![])? {
                 let (id, scope): (String, String) = (r.get(0)?, r.get(2)?);

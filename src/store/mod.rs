@@ -167,9 +167,46 @@ impl Store {
     pub fn open_postgres(db: &pg::Database, key: MasterKey) -> Result<Store, StoreError> {
         let mut client = db.connect()?;
         migrate::postgres(&mut client)?;
-        Ok(Store {
+        let store = Store {
             db: Db::Postgres(Mutex::new(client)),
             key,
+        };
+        store.check_key()?;
+        Ok(store)
+    }
+
+    /// The store of a data dir: its SQLite database, or the PostgreSQL
+    /// database `postgres` when given. The master key is the data dir's
+    /// `master.key` either way (created if missing).
+    pub fn open_at(data_dir: &Path, postgres: Option<&pg::Database>) -> Result<Store, StoreError> {
+        match postgres {
+            Some(db) => {
+                let key = MasterKey::load_or_create(&data_dir.join("master.key"))?;
+                Self::open_postgres(db, key)
+            }
+            None => Self::open_dir(data_dir),
+        }
+    }
+
+    /// Fails if the secrets in the database were sealed with another
+    /// master key (the first process to open it leaves a sealed marker).
+    fn check_key(&self) -> Result<(), StoreError> {
+        const MARK: &str = "mqrtc master key check";
+        let sealed = self.key.seal(MARK);
+        self.tx(|db| {
+            let sql =
+                "INSERT INTO master_key_check (id, sealed) VALUES (1, ?1) ON CONFLICT DO NOTHING";
+            db.execute(sql, db::args![sealed])?;
+            let sql = "SELECT sealed FROM master_key_check WHERE id = 1";
+            let stored: Option<Vec<u8>> = db.query_row(sql, db::args![], |r| r.get(0))?;
+            match stored.map(|s| self.key.open(&s)) {
+                Some(Ok(m)) if m == MARK => Ok(()),
+                _ => Err(StoreError::Invalid(
+                    "the database's secrets are sealed with another master key: \
+                     copy master.key from the data dir of the first controller"
+                        .into(),
+                )),
+            }
         })
     }
 

@@ -51,7 +51,15 @@ const UPLINK_QUEUE: usize = 4096;
 pub async fn start(cfg: Config) -> anyhow::Result<Started> {
     crate::private::create_dir(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
-    let store = app::open_dir(&cfg.data_dir, "").await?;
+    let store = if cfg.upstream.store.is_empty() {
+        app::open_dir(&cfg.data_dir, "").await?
+    } else {
+        let (dir, db) = (cfg.data_dir.clone(), cfg.upstream.database());
+        let store = tokio::task::spawn_blocking(move || Store::open_at(&dir, Some(&db)))
+            .await?
+            .context("opening the store in PostgreSQL")?;
+        Arc::new(store)
+    };
     let directory = Arc::new(SharedDirectory::new(
         blocking(&store, |s| s.directory()).await?,
     ));
@@ -164,17 +172,8 @@ async fn activate(
         rtc_events,
     };
     let controller = crate::controller::start(app::controller_settings(cfg), deps).await?;
-    if cfg.upstream.store.is_empty() {
-        crate::webhooks::start(store, app::webhook_settings(cfg));
-    } else if blocking(&store, |s| s.webhooks())
-        .await
-        .is_ok_and(|w| !w.is_empty())
-    {
-        // Webhook events are written with the SQLite state only.
-        tracing::warn!(
-            "webhooks are configured but not delivered by a controller whose state is in PostgreSQL (docs/scale-out.md, Limits)"
-        );
-    }
+    // The active controller delivers webhooks (SQLite or PostgreSQL alike).
+    crate::webhooks::start(store, app::webhook_settings(cfg));
     let _ = state.active.set((bridge.clone(), controller.health()));
     tracing::info!(upstream = cfg.upstream.url, "mqrtc controller active");
     Ok((bridge, controller))
@@ -217,7 +216,8 @@ async fn take_lease(
     Ok(pg)
 }
 
-/// Follows provisioning changes made with the CLI in the data dir.
+/// Follows provisioning changes made with the CLI (in the data dir, or in
+/// PostgreSQL by any host).
 async fn follow_provisioning(
     store: Arc<Store>,
     directory: Arc<SharedDirectory>,

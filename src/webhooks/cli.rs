@@ -1,8 +1,6 @@
 //! `mqrtc webhook set|list|delete|deliveries`.
 
-use std::path::Path;
-
-use crate::store::{Delivery, Store};
+use crate::store::Delivery;
 
 /// `mqrtc webhook ...`
 #[derive(Debug, clap::Subcommand)]
@@ -64,9 +62,9 @@ fn line(d: &Delivery) -> String {
     s
 }
 
-/// Runs one command on the data directory; returns what to print.
-pub fn run(cmd: &WebhookCmd, data_dir: &Path, json: bool) -> anyhow::Result<String> {
-    let s = Store::open_dir(data_dir)?;
+/// Runs one command on the store `target` names; returns what to print.
+pub fn run(cmd: &WebhookCmd, target: &crate::admin::Target) -> anyhow::Result<String> {
+    let (s, json) = (target.open()?, target.json);
     Ok(match cmd {
         WebhookCmd::Set { instance, url } => {
             let secret = s.set_webhook(instance, url)?;

@@ -27,10 +27,12 @@ struct Setup {
 pub(crate) fn data_dir(url: &str, store: &str) -> (Arc<tempfile::TempDir>, String) {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     let d = dir.path().to_str().expect("utf-8 path");
-    let o = run(
-        env!("CARGO_BIN_EXE_mqrtc"),
-        &["instance", "demo", "--data-dir", d],
-    );
+    // With PostgreSQL, provisioning goes there (the data dir keeps the master key).
+    let mut args = vec!["instance", "demo", "--data-dir", d];
+    if !store.is_empty() {
+        args.extend(["--store", store]);
+    }
+    let o = run(env!("CARGO_BIN_EXE_mqrtc"), &args);
     assert!(o.status.success(), "mqrtc instance demo: {}", text(&o));
     let cfg = dir.path().join("mqrtc.toml");
     std::fs::write(

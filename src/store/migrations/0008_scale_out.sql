@@ -24,3 +24,10 @@ INSERT INTO provisioning_changes (id, version) VALUES (1, 0);
 CREATE FUNCTION mqrtc_provisioning_changed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE provisioning_changes SET version = version + 1 WHERE id = 1; RETURN NULL; END $$;
 -- postgres only
 DO $$ DECLARE t TEXT; BEGIN FOREACH t IN ARRAY ARRAY['instances', 'access_keys', 'groups', 'grants', 'topics', 'device_credentials', 'tokens'] LOOP EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %I FOR EACH STATEMENT EXECUTE FUNCTION mqrtc_provisioning_changed()', t || '_changed', t); END LOOP; END $$;
+
+-- A value sealed with the master key, so that a process holding another
+-- key is told at once, not when it first reads a secret.
+CREATE TABLE master_key_check (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    sealed      BLOB NOT NULL
+);

@@ -352,6 +352,9 @@ impl super::StateStore for PgStore {
                     .map(|(seq, d)| OutboxRow::stored(seq, d)),
             );
         }
+        if !b.webhooks.is_empty() {
+            super::webhooks::insert(&mut super::db::PgSql(&mut tx), &b.webhooks)?;
+        }
         tx.commit()?;
         Ok(rows)
     }
@@ -410,6 +413,17 @@ mod tests {
             crate::store::webhooks::tests::ON_BOTH,
             crate::store::calls::retention_tests::ON_BOTH,
         ];
+        let url = pg.database("keys");
+        let db = super::Database::new(&url);
+        let key = MasterKey::random();
+        drop(Store::open_postgres(&db, key.clone()).expect("first open"));
+        assert!(Store::open_postgres(&db, key).is_ok(), "the same key again");
+        let other = Store::open_postgres(&db, MasterKey::random());
+        assert!(
+            matches!(other, Err(crate::store::StoreError::Invalid(_))),
+            "another key"
+        );
+
         let cases: Vec<_> = modules.iter().flat_map(|m| m.iter()).collect();
         assert!(cases.len() >= 12, "{} cases", cases.len());
         for (i, (name, case)) in cases.iter().enumerate() {
