@@ -257,6 +257,68 @@ async fn kill9_of_the_controller_while_ringing_and_in_a_call() {
     tokio::task::block_in_place(|| controller.terminate());
 }
 
+/// Webhooks with the state in PostgreSQL: the endpoint is set with the
+/// CLI's `--store`, the active controller writes the events with the
+/// call's state and delivers them, signed.
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_with_the_state_in_postgres() {
+    use crate::webhooks::{signed_right, Receiver};
+    let rx = Receiver::start();
+    let s = tokio::task::block_in_place(|| setup(true));
+    let store = s._postgres.as_ref().expect("PostgreSQL").url.clone();
+    let url = format!("http://127.0.0.1:{}/hooks", rx.port);
+    let d = s
+        .controller
+        .path()
+        .to_str()
+        .expect("utf-8 path")
+        .to_string();
+    let args = [
+        "webhook",
+        "set",
+        "--instance",
+        "mqrtc-demo",
+        "--url",
+        &url,
+        "--json",
+        "--data-dir",
+        &d,
+        "--store",
+        &store,
+    ];
+    let o = run(env!("CARGO_BIN_EXE_mqrtc"), &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let made: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let secret = made["secret"].as_str().expect("secret").to_string();
+
+    let mut calls = TwoCalls::talking(s.mosquitto.port).await;
+    calls.ringing().await;
+    calls.survived(|| s.controller.log()).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let kinds = loop {
+        let got = rx.accepted();
+        let kinds: Vec<String> = got
+            .values()
+            .filter_map(|v| v.first())
+            .map(|seen| {
+                assert!(signed_right(&secret, seen), "signature of {}", seen.1);
+                let body: serde_json::Value = serde_json::from_str(&seen.1).unwrap_or_default();
+                body["type"].as_str().unwrap_or_default().to_string()
+            })
+            .collect();
+        if kinds.iter().filter(|k| *k == "call.ended").count() >= 2 {
+            break kinds;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "webhooks so far: {kinds:?}\n{}",
+            s.controller.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(kinds.iter().any(|k| k == "call.started"), "{kinds:?}");
+}
+
 /// POSTs `body` to the controller's EMQX endpoint `path`; status and JSON.
 fn emqx(s: &Setup, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
     let (status, text) = crate::common::http::request(

@@ -27,8 +27,8 @@ const WAIT: Duration = Duration::from_secs(60);
 type Seen = (HashMap<String, String>, String, u16);
 
 /// A webhook endpoint on a fixed port that can fail and go down.
-struct Receiver {
-    port: u16,
+pub(crate) struct Receiver {
+    pub port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
     fail_next: Arc<AtomicUsize>,
     up: Arc<AtomicBool>,
@@ -36,7 +36,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn start() -> Receiver {
+    pub(crate) fn start() -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let mut r = Receiver {
@@ -109,7 +109,7 @@ impl Receiver {
     }
 
     /// Bodies accepted (2xx) by webhook-id.
-    fn accepted(&self) -> HashMap<String, Vec<Seen>> {
+    pub(crate) fn accepted(&self) -> HashMap<String, Vec<Seen>> {
         let mut out: HashMap<String, Vec<Seen>> = HashMap::new();
         for s in self.seen.lock().unwrap().iter().filter(|s| s.2 == 204) {
             out.entry(s.0.get("webhook-id").cloned().unwrap_or_default())
@@ -121,7 +121,7 @@ impl Receiver {
 }
 
 /// Checks a delivery's signature the way a receiver would.
-fn signed_right(secret: &str, s: &Seen) -> bool {
+pub(crate) fn signed_right(secret: &str, s: &Seen) -> bool {
     let b64 = base64::engine::general_purpose::STANDARD;
     let key = b64
         .decode(secret.trim_start_matches("whsec_"))
