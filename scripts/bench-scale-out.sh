@@ -62,7 +62,12 @@ start_scale_out() {
     "$MQ_PORT" "$tmp/acl" >"$tmp/$1.conf"
   /usr/sbin/mosquitto -c "$tmp/$1.conf" >"$tmp/$1-mosquitto.log" 2>&1 &
   pids="$pids $!"
-  "$BIN" instance demo --data-dir "$tmp/$1" >/dev/null
+  # With PostgreSQL the demo tenant goes there (the data dir keeps master.key).
+  if [ -n "$2" ]; then
+    "$BIN" instance demo --data-dir "$tmp/$1" --store "$2" >/dev/null
+  else
+    "$BIN" instance demo --data-dir "$tmp/$1" >/dev/null
+  fi
   printf '[upstream]\nurl = "mqtt://127.0.0.1:%s"\nusername = "mqrtc-controller"\nstore = "%s"\n' \
     "$MQ_PORT" "$2" >"$tmp/$1/mqrtc.toml"
   start_controller "$1"
@@ -84,7 +89,7 @@ while [ "$i" -le "$ROUNDS" ]; do
   i=$((i + 1))
 done
 
-# Failover: a standby on a copy of the data dir, kill -9 of the active one,
+# Failover: a standby on a copy of the data dir (master.key and config), kill -9 of the active one,
 # the time until the standby says it is active (default lease poll, 500 ms).
 active_pid=$CTL_PID
 n=1
