@@ -56,6 +56,7 @@ struct Statements {
     events: Statement,
     sent: Statement,
     outbox: Statement,
+    webhooks: Statement,
 }
 
 /// Where the database is, and whom to trust for TLS.
@@ -143,6 +144,14 @@ impl PgStore {
                 "INSERT INTO outbox (client_id, topic, payload, expires_at)
                  SELECT c, t, p, e FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])
                  WITH ORDINALITY AS u(c, t, p, e, n) ORDER BY n RETURNING seq",
+            )?,
+            // Kept only for instances with an endpoint, as on SQLite.
+            webhooks: client.prepare(
+                "INSERT INTO webhook_events (id, instance_id, type, call_id, payload, created_at, next_attempt_at)
+                 SELECT e.id, e.i, e.t, e.c, e.p, e.at, e.at
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) AS e(id, i, t, c, p, at)
+                 WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.instance_id = e.i)
+                 ON CONFLICT DO NOTHING",
             )?,
         };
         Ok(PgStore {
@@ -353,7 +362,16 @@ impl super::StateStore for PgStore {
             );
         }
         if !b.webhooks.is_empty() {
-            super::webhooks::insert(&mut super::db::PgSql(&mut tx), &b.webhooks)?;
+            let w = &b.webhooks;
+            let ids: Vec<&str> = w.iter().map(|e| e.id.as_str()).collect();
+            let instances: Vec<&str> = w.iter().map(|e| e.instance.as_str()).collect();
+            let kinds: Vec<&str> = w.iter().map(|e| e.kind.as_str()).collect();
+            let calls: Vec<Option<&str>> = w.iter().map(|e| e.call_id.as_deref()).collect();
+            let payloads: Vec<&str> = w.iter().map(|e| e.payload.as_str()).collect();
+            let at: Vec<i64> = w.iter().map(|e| e.at).collect();
+            let args: [&(dyn postgres::types::ToSql + Sync); 6] =
+                [&ids, &instances, &kinds, &calls, &payloads, &at];
+            tx.execute(&s.webhooks, &args)?;
         }
         tx.commit()?;
         Ok(rows)
