@@ -84,7 +84,9 @@ fn admin(cmd: mqrtc::admin::Admin, target: &mqrtc::admin::Target) -> ExitCode {
             eprintln!("mqrtc: {e}");
             ExitCode::from(match e {
                 mqrtc::store::StoreError::NotFound(_) => 3,
-                mqrtc::store::StoreError::Conflict(_) | mqrtc::store::StoreError::Invalid(_) => 2,
+                mqrtc::store::StoreError::Conflict(_)
+                | mqrtc::store::StoreError::Constraint(_)
+                | mqrtc::store::StoreError::Invalid(_) => 2,
                 _ => 1,
             })
         }

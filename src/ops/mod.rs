@@ -43,7 +43,7 @@ impl From<StoreError> for OpsError {
     fn from(e: StoreError) -> OpsError {
         match e {
             StoreError::NotFound(m) => OpsError::NotFound(m),
-            StoreError::Conflict(m) => OpsError::Conflict(m),
+            StoreError::Conflict(m) | StoreError::Constraint(m) => OpsError::Conflict(m),
             StoreError::Invalid(m) => OpsError::Invalid(m),
             other => OpsError::Internal(other.to_string()),
         }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::db::args;
+use super::db::{args, Sql};
 use super::{Store, StoreError};
 use crate::calls::{Call, CallError, Device, Millis, ReplyBody, Timer, TimerKind};
 
@@ -116,52 +116,54 @@ pub(super) fn corrupt(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
+/// The controller's state as it restarts (both databases).
+pub(super) fn load(db: &mut dyn Sql, since: Millis) -> Result<Loaded, StoreError> {
+    let mut out = Loaded::default();
+    let sql = "SELECT data FROM calls WHERE ended_at IS NULL OR ended_at >= ?1";
+    for r in db.rows(sql, args![since])? {
+        out.calls
+            .push(serde_json::from_str(&r.get::<String>(0)?).map_err(corrupt)?);
+    }
+    for r in db.rows("SELECT call_id, timer, due_at FROM call_timers", args![])? {
+        let kind: TimerKind = serde_json::from_str(&r.get::<String>(1)?).map_err(corrupt)?;
+        out.timers.push((
+            Timer {
+                call_id: r.get(0)?,
+                kind,
+            },
+            r.get(2)?,
+        ));
+    }
+    let sql = "SELECT client_id, user_id, instance_id FROM call_devices";
+    out.devices = db.query_map(sql, args![], |r| {
+        Ok(Device {
+            client_id: r.get(0)?,
+            user: r.get(1)?,
+            instance: r.get(2)?,
+        })
+    })?;
+    let sql = "SELECT client_id, req, result, until FROM call_replies WHERE until > ?1";
+    for r in db.rows(sql, args![since])? {
+        let result = serde_json::from_str(&r.get::<String>(2)?).map_err(corrupt)?;
+        out.replies.push((r.get(0)?, r.get(1)?, result, r.get(3)?));
+    }
+    let sql = "SELECT seq, client_id, topic, payload, expires_at FROM outbox ORDER BY seq";
+    out.outbox = db.query_map(sql, args![], |r| {
+        Ok(OutboxRow {
+            seq: r.get(0)?,
+            client_id: r.get(1)?,
+            topic: r.get(2)?,
+            payload: r.get(3)?,
+            expires_at: r.get(4)?,
+        })
+    })?;
+    Ok(out)
+}
+
 impl Store {
     /// Loads the controller's state; ended calls older than `since` stay in the database only.
     pub fn load_controller(&self, since: Millis) -> Result<Loaded, StoreError> {
-        self.tx(|db| {
-            let mut out = Loaded::default();
-            let sql = "SELECT data FROM calls WHERE ended_at IS NULL OR ended_at >= ?1";
-            for r in db.rows(sql, args![since])? {
-                out.calls
-                    .push(serde_json::from_str(&r.get::<String>(0)?).map_err(corrupt)?);
-            }
-            for r in db.rows("SELECT call_id, timer, due_at FROM call_timers", args![])? {
-                let kind: TimerKind =
-                    serde_json::from_str(&r.get::<String>(1)?).map_err(corrupt)?;
-                out.timers.push((
-                    Timer {
-                        call_id: r.get(0)?,
-                        kind,
-                    },
-                    r.get(2)?,
-                ));
-            }
-            let sql = "SELECT client_id, user_id, instance_id FROM call_devices";
-            out.devices = db.query_map(sql, args![], |r| {
-                Ok(Device {
-                    client_id: r.get(0)?,
-                    user: r.get(1)?,
-                    instance: r.get(2)?,
-                })
-            })?;
-            let sql = "SELECT client_id, req, result, until FROM call_replies WHERE until > ?1";
-            for r in db.rows(sql, args![since])? {
-                let result = serde_json::from_str(&r.get::<String>(2)?).map_err(corrupt)?;
-                out.replies.push((r.get(0)?, r.get(1)?, result, r.get(3)?));
-            }
-            let sql = "SELECT seq, client_id, topic, payload, expires_at FROM outbox ORDER BY seq";
-            out.outbox = db.query_map(sql, args![], |r| {
-                Ok(OutboxRow {
-                    seq: r.get(0)?,
-                    client_id: r.get(1)?,
-                    topic: r.get(2)?,
-                    payload: r.get(3)?,
-                    expires_at: r.get(4)?,
-                })
-            })?;
-            Ok(out)
-        })
+        self.snapshot(|db| load(db, since))
     }
 
     /// Writes one input's changes atomically; returns the new outbox rows.

@@ -173,7 +173,7 @@ impl Store {
 
     /// How many calls ring and go on now, and how many started lately.
     pub fn call_counts(&self, now: Millis) -> Result<CallCounts, StoreError> {
-        self.tx(|db| {
+        self.snapshot(|db| {
             let mut out = CallCounts::default();
             let sql = "SELECT state, count(*) FROM calls WHERE ended_at IS NULL GROUP BY state";
             for r in db.rows(sql, args![])? {

@@ -193,7 +193,9 @@ fn from_sqlite(v: ValueRef<'_>) -> Value {
     match v {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::Int(i),
-        ValueRef::Real(f) => Value::Int(f as i64),
+        // No column of the schema is REAL: read as text, so that reading it
+        // as a number reports a corrupt row.
+        ValueRef::Real(f) => Value::Text(f.to_string()),
         ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
     }
@@ -261,13 +263,14 @@ impl ToSql for Value {
         ty: &Type,
         out: &mut bytes::BytesMut,
     ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match self {
-            Value::Null => Ok(IsNull::Yes),
-            Value::Int(i) if *ty == Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
-            Value::Int(i) if *ty == Type::BOOL => (*i != 0).to_sql(ty, out),
-            Value::Int(i) => i.to_sql(ty, out),
-            Value::Text(s) => s.to_sql(ty, out),
-            Value::Bytes(b) => b.to_sql(ty, out),
+        match (self, ty) {
+            (Value::Null, _) => Ok(IsNull::Yes),
+            (Value::Int(i), &Type::INT4) => i32::try_from(*i)?.to_sql(ty, out),
+            (Value::Int(i), &Type::BOOL) => (*i != 0).to_sql(ty, out),
+            (Value::Int(i), &Type::INT8) => i.to_sql(ty, out),
+            (Value::Text(s), &Type::TEXT | &Type::VARCHAR) => s.to_sql(ty, out),
+            (Value::Bytes(b), &Type::BYTEA) => b.to_sql(ty, out),
+            (v, ty) => Err(format!("{v:?} cannot be sent as {ty}").into()),
         }
     }
 

@@ -13,7 +13,7 @@ impl Store {
     /// Everything provisioned, secrets decrypted, as the broker's checks want
     /// it; read in one transaction, so it is one consistent picture.
     pub fn directory(&self) -> Result<Directory, StoreError> {
-        self.tx(|db| {
+        self.snapshot(|db| {
             let sql = "SELECT id FROM instances ORDER BY id";
             let mut d = Directory {
                 instances: db.query_map(sql, args![], |r| r.get(0))?,

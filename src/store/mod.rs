@@ -240,8 +240,35 @@ impl Store {
         }
     }
 
-    /// Runs `f` in a transaction, committed if it returns `Ok`.
+    /// Runs `f` in a write transaction, committed if it returns `Ok`. On
+    /// SQLite it takes the write lock at once (`IMMEDIATE`): a read that
+    /// turned into a write later could fail at once with `SQLITE_BUSY`.
     pub(crate) fn tx<T>(
+        &self,
+        f: impl FnOnce(&mut dyn db::Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match &self.db {
+            Db::Sqlite(c) => {
+                let mut conn = lock(c);
+                let mut tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let out = f(&mut tx)?;
+                tx.commit()?;
+                Ok(out)
+            }
+            Db::Postgres(c) => {
+                let mut client = lock(c);
+                let mut tx = client.transaction()?;
+                let out = f(&mut db::PgSql(&mut tx))?;
+                tx.commit()?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// Runs `f` on one consistent snapshot, for reads of several
+    /// statements (PostgreSQL: `REPEATABLE READ`, read only).
+    pub(crate) fn snapshot<T>(
         &self,
         f: impl FnOnce(&mut dyn db::Sql) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -255,7 +282,11 @@ impl Store {
             }
             Db::Postgres(c) => {
                 let mut client = lock(c);
-                let mut tx = client.transaction()?;
+                let mut tx = client
+                    .build_transaction()
+                    .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()?;
                 let out = f(&mut db::PgSql(&mut tx))?;
                 tx.commit()?;
                 Ok(out)

@@ -127,7 +127,7 @@ impl Store {
 
     /// Lists instances with their AccessKeyIds.
     pub fn list_instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
-        self.tx(|db| {
+        self.snapshot(|db| {
             let sql = "SELECT id, name, created_at FROM instances ORDER BY id";
             let mut rows = db.query_map(sql, args![], |r| {
                 Ok(InstanceRow {
@@ -165,7 +165,7 @@ impl Store {
 
     /// Lists Group IDs (of one instance, or all) with their permissions.
     pub fn list_groups(&self, instance: Option<&str>) -> Result<Vec<GroupRow>, StoreError> {
-        self.tx(|db| {
+        self.snapshot(|db| {
             let sql = "SELECT id, instance_id, p2p_scope FROM groups WHERE CAST(?1 AS TEXT) IS NULL OR instance_id = ?1 ORDER BY id";
             let base = db.rows(sql, args![instance])?;
             let sql = "SELECT topic, publish, subscribe FROM grants WHERE group_id = ?1 ORDER BY topic";

@@ -221,7 +221,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
         let limit = limit as i64;
-        self.tx(|db| {
+        self.snapshot(|db| {
         let sql = "SELECT id, instance_id, type, call_id, created_at, delivered_at, failed_at FROM webhook_events
              WHERE (CAST(?1 AS TEXT) IS NULL OR instance_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR call_id = ?2)
              ORDER BY created_at DESC, id DESC LIMIT ?3";

@@ -15,7 +15,7 @@ use postgres::{Client, NoTls, Statement};
 
 use super::calls::{corrupt, timer_key};
 use super::{Batch, Loaded, OutboxRow, StoreError};
-use crate::calls::{Device, Millis, Timer, TimerKind};
+use crate::calls::Millis;
 
 pub mod lease;
 #[cfg(test)]
@@ -192,54 +192,13 @@ fn last_per_key<K: Eq + std::hash::Hash + Clone, V>(
 impl super::StateStore for PgStore {
     fn load_controller(&self, since: Millis) -> Result<Loaded, StoreError> {
         let mut g = self.conn();
-        let c = &mut g.0;
-        let mut out = Loaded::default();
-        for r in c.query(
-            "SELECT data FROM calls WHERE ended_at IS NULL OR ended_at >= $1",
-            &[&since],
-        )? {
-            out.calls
-                .push(serde_json::from_str(r.get::<_, &str>(0)).map_err(corrupt)?);
-        }
-        for r in c.query("SELECT call_id, timer, due_at FROM call_timers", &[])? {
-            let kind: TimerKind = serde_json::from_str(r.get::<_, &str>(1)).map_err(corrupt)?;
-            out.timers.push((
-                Timer {
-                    call_id: r.get(0),
-                    kind,
-                },
-                r.get(2),
-            ));
-        }
-        for r in c.query(
-            "SELECT client_id, user_id, instance_id FROM call_devices",
-            &[],
-        )? {
-            out.devices.push(Device {
-                client_id: r.get(0),
-                user: r.get(1),
-                instance: r.get(2),
-            });
-        }
-        for r in c.query(
-            "SELECT client_id, req, result, until FROM call_replies WHERE until > $1",
-            &[&since],
-        )? {
-            let result = serde_json::from_str(r.get::<_, &str>(2)).map_err(corrupt)?;
-            out.replies.push((r.get(0), r.get(1), result, r.get(3)));
-        }
-        for r in c.query(
-            "SELECT seq, client_id, topic, payload, expires_at FROM outbox ORDER BY seq",
-            &[],
-        )? {
-            out.outbox.push(OutboxRow {
-                seq: r.get(0),
-                client_id: r.get(1),
-                topic: r.get(2),
-                payload: r.get(3),
-                expires_at: r.get(4),
-            });
-        }
+        let mut tx =
+            g.0.build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+        let out = super::calls::load(&mut super::db::PgSql(&mut tx), since)?;
+        tx.commit()?;
         Ok(out)
     }
 
