@@ -143,7 +143,8 @@ impl PgStore {
             outbox: client.prepare(
                 "INSERT INTO outbox (client_id, topic, payload, expires_at)
                  SELECT c, t, p, e FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])
-                 WITH ORDINALITY AS u(c, t, p, e, n) ORDER BY n RETURNING seq",
+                 WITH ORDINALITY AS u(c, t, p, e, n) ORDER BY n
+                 RETURNING seq, client_id, topic, payload, expires_at",
             )?,
             // Kept only for instances with an endpoint, as on SQLite.
             webhooks: client.prepare(
@@ -307,18 +308,18 @@ impl super::StateStore for PgStore {
             let topics: Vec<&str> = o.iter().map(|r| r.1.as_str()).collect();
             let payloads: Vec<&str> = o.iter().map(|r| r.2.as_str()).collect();
             let expires: Vec<i64> = o.iter().map(|r| r.3).collect();
-            // Identities are given in insertion order, which is the batch's.
-            let mut seqs: Vec<i64> = tx
-                .query(&s.outbox, &[&clients, &topics, &payloads, &expires])?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            seqs.sort_unstable();
-            rows.extend(
-                seqs.into_iter()
-                    .zip(o)
-                    .map(|(seq, d)| OutboxRow::stored(seq, d)),
-            );
+            // Each row comes back with its identity, so nothing rests on
+            // the order identities are handed out in; sent in that order.
+            for r in tx.query(&s.outbox, &[&clients, &topics, &payloads, &expires])? {
+                rows.push(OutboxRow {
+                    seq: r.get(0),
+                    client_id: r.get(1),
+                    topic: r.get(2),
+                    payload: r.get(3),
+                    expires_at: r.get(4),
+                });
+            }
+            rows.sort_by_key(|r| r.seq);
         }
         if !b.webhooks.is_empty() {
             let w = &b.webhooks;
