@@ -247,23 +247,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut dyn db::Sql) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        match &self.db {
-            Db::Sqlite(c) => {
-                let mut conn = lock(c);
-                let mut tx =
-                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let out = f(&mut tx)?;
-                tx.commit()?;
-                Ok(out)
-            }
-            Db::Postgres(c) => {
-                let mut client = lock(c);
-                let mut tx = client.transaction()?;
-                let out = f(&mut db::PgSql(&mut tx))?;
-                tx.commit()?;
-                Ok(out)
-            }
-        }
+        self.transaction(false, f)
     }
 
     /// Runs `f` on one consistent snapshot, for reads of several
@@ -272,21 +256,38 @@ impl Store {
         &self,
         f: impl FnOnce(&mut dyn db::Sql) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.transaction(true, f)
+    }
+
+    fn transaction<T>(
+        &self,
+        snapshot: bool,
+        f: impl FnOnce(&mut dyn db::Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         match &self.db {
             Db::Sqlite(c) => {
+                let behavior = if snapshot {
+                    rusqlite::TransactionBehavior::Deferred
+                } else {
+                    rusqlite::TransactionBehavior::Immediate
+                };
                 let mut conn = lock(c);
-                let mut tx = conn.transaction()?;
+                let mut tx = conn.transaction_with_behavior(behavior)?;
                 let out = f(&mut tx)?;
                 tx.commit()?;
                 Ok(out)
             }
             Db::Postgres(c) => {
                 let mut client = lock(c);
-                let mut tx = client
-                    .build_transaction()
-                    .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()?;
+                let mut tx = if snapshot {
+                    client
+                        .build_transaction()
+                        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                        .read_only(true)
+                        .start()?
+                } else {
+                    client.transaction()?
+                };
                 let out = f(&mut db::PgSql(&mut tx))?;
                 tx.commit()?;
                 Ok(out)
