@@ -346,5 +346,21 @@ impl<C: postgres::GenericClient> Sql for PgSql<'_, C> {
     }
 }
 
+/// A PostgreSQL transaction: a write one, or a read-only snapshot
+/// (`REPEATABLE READ`) for reads of several statements.
+pub(crate) fn pg_transaction(
+    client: &mut postgres::Client,
+    snapshot: bool,
+) -> Result<postgres::Transaction<'_>, StoreError> {
+    if !snapshot {
+        return Ok(client.transaction()?);
+    }
+    Ok(client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?)
+}
+
 /// A PostgreSQL client or transaction, as [`Sql`].
 pub(crate) struct PgSql<'a, C>(pub &'a mut C);

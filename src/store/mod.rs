@@ -279,15 +279,7 @@ impl Store {
             }
             Db::Postgres(c) => {
                 let mut client = lock(c);
-                let mut tx = if snapshot {
-                    client
-                        .build_transaction()
-                        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                        .read_only(true)
-                        .start()?
-                } else {
-                    client.transaction()?
-                };
+                let mut tx = db::pg_transaction(&mut client, snapshot)?;
                 let out = f(&mut db::PgSql(&mut tx))?;
                 tx.commit()?;
                 Ok(out)

@@ -51,15 +51,13 @@ const UPLINK_QUEUE: usize = 4096;
 pub async fn start(cfg: Config) -> anyhow::Result<Started> {
     crate::private::create_dir(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
-    let store = if cfg.upstream.store.is_empty() {
-        app::open_dir(&cfg.data_dir, "").await?
-    } else {
-        let (dir, db) = (cfg.data_dir.clone(), cfg.upstream.database());
-        let store = tokio::task::spawn_blocking(move || Store::open_at(&dir, Some(&db)))
-            .await?
-            .context("opening the store in PostgreSQL")?;
-        Arc::new(store)
-    };
+    // The data dir's SQLite database, or PostgreSQL with `upstream.store`.
+    let postgres = (!cfg.upstream.store.is_empty()).then(|| cfg.upstream.database());
+    let dir = cfg.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open_at(&dir, postgres.as_ref()))
+        .await?
+        .context("while opening the store")?;
+    let store = Arc::new(store);
     let directory = Arc::new(SharedDirectory::new(
         blocking(&store, |s| s.directory()).await?,
     ));

@@ -193,11 +193,7 @@ fn last_per_key<K: Eq + std::hash::Hash + Clone, V>(
 impl super::StateStore for PgStore {
     fn load_controller(&self, since: Millis) -> Result<Loaded, StoreError> {
         let mut g = self.conn();
-        let mut tx =
-            g.0.build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
+        let mut tx = super::db::pg_transaction(&mut g.0, true)?;
         let out = super::calls::load(&mut super::db::PgSql(&mut tx), since)?;
         tx.commit()?;
         Ok(out)
